@@ -1,0 +1,58 @@
+"""The built-in detectors as the language knows them: names, types, options.
+
+The linter checks policies against this table; the engine's detector registry
+implements exactly these (a test keeps the two in step). `dsl` stays free of
+engine imports, so the table lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltinDetector:
+    name: str
+    types: tuple[str, ...]  # selectable with `types …`; empty: the detector has no types
+    default_types: tuple[str, ...]  # what runs when a policy names no types
+    directions: tuple[str, ...] = ("input", "output")
+    options: tuple[str, ...] = ()  # threshold, categories, topics, restore
+    summary: str = ""
+
+
+PII_TYPES = (
+    "email", "phone", "credit_card", "iban", "us_ssn", "ip_address",
+    "person", "street_address", "date_of_birth",
+)  # fmt: skip
+PII_DEFAULT_TYPES = PII_TYPES[:6]
+SECRET_TYPES = (
+    "aws_access_key_id", "aws_secret_access_key", "github_token", "gitlab_token",
+    "slack_token", "slack_webhook", "stripe_key", "openai_key", "anthropic_key",
+    "google_api_key", "private_key", "jwt", "url_credentials", "password_assignment",
+    "azure_storage_key", "twilio_key", "sendgrid_key", "npm_token", "huggingface_token",
+    "generic_high_entropy",
+)  # fmt: skip
+SAFETY_CATEGORIES = ("violence", "self_harm", "sexual", "hate", "illicit")
+
+BUILTINS: dict[str, BuiltinDetector] = {
+    d.name: d
+    for d in (
+        BuiltinDetector("pii", PII_TYPES, PII_DEFAULT_TYPES, options=("restore",),
+                        summary="personal data: email, phone, cards, IBAN, SSN, IPs, names"),
+        BuiltinDetector("secrets", SECRET_TYPES, SECRET_TYPES, options=("restore",),
+                        summary="credentials: cloud keys, tokens, private keys, passwords"),
+        BuiltinDetector("prompt_injection", (), (), options=("threshold",),
+                        summary="instruction overrides and jailbreaks in user and system text"),
+        BuiltinDetector("indirect_injection", (), (), ("input",), ("threshold",),
+                        summary="injected instructions in tool results and retrieved documents"),
+        BuiltinDetector("topics", (), (), options=("topics",),
+                        summary="denied topics given as phrases"),
+        BuiltinDetector("output_safety", SAFETY_CATEGORIES, SAFETY_CATEGORIES, ("output",),
+                        ("categories",), summary="violence, self-harm, sexual, hate, illicit"),
+        BuiltinDetector("groundedness", (), (), ("output",), ("threshold",),
+                        summary="share of output sentences supported by the grounding context"),
+    )
+}
+
+# Variables a block `message` template may use.
+MESSAGE_VARIABLES = ("app", "detector", "types", "topic", "category", "direction", "model")

@@ -1,0 +1,75 @@
+"""The catalogue of diagnostics `ghat check` can report.
+
+Every rule has a stable code (`E…` for errors, `W…` for lint warnings), a name
+`category/rule-name`, a default level and a one-line summary. `docs/rules.md`
+documents each with a bad and a good example; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsl.ast import Span
+from dsl.diagnostics import Diagnostic, Level
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    name: str
+    level: Level
+    summary: str
+
+    def at(self, span: Span, message: str, help: str | None = None) -> Diagnostic:
+        return Diagnostic(self.code, self.name, self.level, message, span, help)
+
+
+RULES: dict[str, Rule] = {}
+
+
+def _rule(code: str, name: str, level: Level, summary: str) -> Rule:
+    rule = Rule(code, name, level, summary)
+    RULES[name] = rule
+    return rule
+
+
+# Syntax (reported by the parser).
+SYNTAX_TOKEN = _rule("E001", "syntax/unexpected-token", "error", "the parser met a token it did not expect")
+SYNTAX_CHAR = _rule("E007", "syntax/unexpected-character", "error", "a character that no token starts with")
+SYNTAX_EOF = _rule("E002", "syntax/unexpected-eof", "error", "the file ends inside a block")
+SYNTAX_UTF8 = _rule("E003", "syntax/invalid-utf8", "error", "the file is not UTF-8 text")
+SYNTAX_BINARY = _rule("E004", "syntax/binary-content", "error", "the file contains NUL bytes")
+SYNTAX_SIZE = _rule("E005", "syntax/file-too-large", "error", "the file exceeds the size limit")
+SYNTAX_READ = _rule("E006", "syntax/unreadable-file", "error", "the file cannot be read")
+SYNTAX_VALUE = _rule("E010", "syntax/invalid-value", "error", "a duration, size, rate or number is malformed")
+INTERNAL = _rule("E000", "syntax/internal-error", "error", "a bug in ghat; please report it")
+
+# Names and references.
+DUPLICATE = _rule("E101", "reference/duplicate-name", "error", "two declarations of one kind share a name")
+UNKNOWN_MODEL = _rule("E102", "reference/unknown-model", "error", "a model or alias that is not declared")
+UNKNOWN_PROVIDER = _rule("E103", "reference/unknown-provider", "error", "a provider that is not declared")
+UNKNOWN_DETECTOR = _rule("E104", "reference/unknown-detector", "error", "a guard names no built-in or custom detector")
+UNKNOWN_APP = _rule("E105", "reference/unknown-app", "error", "a test block names an app that is not declared")
+UNKNOWN_FIELD = _rule("E106", "reference/unknown-field", "error", "a `when` condition tests a field requests do not have")
+
+# Structure.
+ALIAS_CYCLE = _rule("E201", "routing/alias-cycle", "error", "aliases that route to each other in a loop")
+ALIAS_EMPTY = _rule("E202", "routing/empty-alias", "error", "an alias with neither route nor split")
+ALIAS_BOTH = _rule("E203", "routing/route-and-split", "error", "an alias with both a route and a split")
+SPLIT_WEIGHT = _rule("E204", "routing/bad-split-weight", "error", "split weights must be positive")
+KIND_MIX = _rule("E205", "routing/mixed-kinds", "error", "an alias mixes chat and embedding models")
+CLOSURE = _rule("E206", "routing/excluded-target", "error", "a route path reaches a model or provider the app excludes (P7)")
+PROVIDER_KIND = _rule("E207", "provider/unknown-kind", "error", "a provider kind that is not openai, anthropic or mock")
+APP_NO_MODELS = _rule("E208", "app/no-models", "error", "an app that allows no model")
+APP_NO_ENV = _rule("E209", "app/missing-env", "error", "an app without an environment")
+
+# Guardrails.
+GUARD_TYPE = _rule("E301", "guardrail/unknown-type", "error", "a `types` or `categories` entry the detector does not have")
+GUARD_OPTION = _rule("E302", "guardrail/unsupported-option", "error", "an option the detector does not take")
+GUARD_DIRECTION = _rule("E303", "guardrail/wrong-direction", "error", "a detector used on a direction it cannot scan")
+GUARD_TOPICS = _rule("E304", "guardrail/missing-topics", "error", "a topics guard with no topic")
+PATTERN_INVALID = _rule("E305", "pattern/invalid", "error", "a pattern that is not a valid linear-time regular expression")
+PATTERN_EMPTY = _rule("E306", "pattern/matches-empty", "error", "a pattern that matches the empty string")
+TEMPLATE_VAR = _rule("E307", "template/unknown-variable", "error", "a message template uses a variable that is not provided")
+TEMPLATE_SYNTAX = _rule("E308", "template/syntax", "error", "a message template that does not parse")
+GUARD_DUPLICATE = _rule("W301", "guardrail/duplicate-guard", "warning", "one detector named twice in one block; the strictest wins")

@@ -1,0 +1,48 @@
+"""The detector interface every guardrail plugs into.
+
+A detector scans text and returns findings: which detector, which type, and
+where (offsets in Unicode code points of the scanned text). It never decides
+what to do: the action (detect, redact, block) is the policy's, applied by the
+guard pipeline. So a detector reports the same findings whatever its action (P4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    detector: str  # pii, secrets, prompt_injection, … or a custom detector's name
+    type: str  # email, aws_access_key_id, instruction_override, … (the detector's name if untyped)
+    start: int
+    end: int
+    score: float = 1.0
+    # Whole-text findings (an injection score, an unsupported sentence) may not be
+    # redactable as a span; `redactable` says whether replacing start:end makes sense.
+    redactable: bool = True
+    detail: str = ""  # a topic or category name; never the matched value
+
+
+@dataclass(frozen=True, slots=True)
+class ScanContext:
+    """What a detector may need besides the text: who wrote it and what grounds it."""
+
+    role: str = "user"  # system | user | assistant | tool | document | output
+    grounding: tuple[str, ...] = ()  # documents an output should be supported by
+
+
+class Detector(Protocol):
+    """A configured detector: built once at compile time, used on every request."""
+
+    name: str
+
+    def scan(self, text: str, context: ScanContext) -> list[Finding]:
+        """Every finding in `text`, sorted by start offset."""
+        ...
+
+    @property
+    def max_span(self) -> int | None:
+        """Longest text a single finding can cover, for streaming holdback; None: unbounded."""
+        ...
