@@ -1,0 +1,53 @@
+"""The `ghat` command: one subcommand per module under `cli/`.
+
+Each module exposes `register(subparsers)`, which adds its parser and sets
+`func` to a `run(args) -> int`. Modules keep heavy imports inside `run`, so
+`ghat --help` and `ghat check` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# In the order `ghat --help` lists them.
+COMMANDS = (
+    "serve", "check", "fmt", "test", "explain", "scan", "keys",
+    "logs", "usage", "replay", "smoke", "bench",
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ghat", description="ghat: a policy-as-code AI gateway."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"cli.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

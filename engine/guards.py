@@ -1,0 +1,228 @@
+"""Guard pipelines: run a block's detectors over text and apply the actions.
+
+Compiled once per app and direction. Rules that name the same detector are
+merged so the strictest action wins per type (adding a rule never loosens a
+policy). Shadow rules run and report but do not change the text or the
+decision (P4's promise extended to enforcement levels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jinja2
+
+from dsl import ast
+from dsl.check import TEMPLATE_ENV
+from engine.detectors.base import Detector, Finding, ScanContext
+from engine.detectors.registry import build
+
+RANK = ast.ACTION_RANK
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRule:
+    """One detector with the action per type the policy gives it."""
+
+    name: str  # the detector's name in the policy
+    detector: Detector
+    action: ast.Action  # for types not listed in `by_type`
+    by_type: tuple[tuple[str, ast.Action], ...]  # explicit `types …` actions
+    selected: frozenset[str] | None  # None: every type the detector reports
+    shadow: bool
+    restore: bool
+    message: jinja2.Template | None
+    span: ast.Span
+
+    def action_for(self, type_: str) -> ast.Action:
+        for name, action in self.by_type:
+            if name == type_:
+                return action
+        return self.action if self.selected is None else "off"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one rule found in one request and did (or would have done, in shadow)."""
+
+    detector: str
+    type: str
+    count: int
+    action: ast.Action
+    shadow: bool
+    detail: str = ""
+
+
+@dataclass
+class Redactor:
+    """Typed placeholders stable within one request: the same value gets the same tag."""
+
+    tags: dict[tuple[str, str], str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def placeholder(self, type_: str, value: str) -> str:
+        key = (type_, value)
+        tag = self.tags.get(key)
+        if tag is None:
+            label = type_.upper()
+            n = self.counts.get(label, 0) + 1
+            self.counts[label] = n
+            tag = f"[{label}_{n}]"
+            self.tags[key] = tag
+        return tag
+
+    def originals(self) -> dict[str, str]:
+        """placeholder → original value, for `restore` on the way back to the caller."""
+        return {tag: value for (_, value), tag in self.tags.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    rule: GuardRule
+    finding: Finding
+    message: str
+
+
+@dataclass
+class GuardResult:
+    texts: list[str]
+    outcomes: list[Outcome]
+    blocked: Blocked | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPipeline:
+    direction: ast.Direction
+    rules: tuple[GuardRule, ...]
+    block_message: jinja2.Template | None = None
+    app: str = ""
+
+    @property
+    def max_span(self) -> int | None:
+        """The holdback a stream needs: the longest match any redacting rule can make."""
+        spans = [r.detector.max_span for r in self.rules if r.action != "off"]
+        if any(s is None for s in spans):
+            return None
+        return max((s for s in spans if s is not None), default=0)
+
+    def run(
+        self, texts: list[tuple[ScanContext, str]], redactor: Redactor | None = None
+    ) -> GuardResult:
+        """Scan each text with every rule; redact enforced findings; stop at the first block."""
+        redactor = redactor or Redactor()
+        outcomes: dict[tuple[str, str, str, bool], list[int]] = {}
+        out: list[str] = []
+        blocked: Blocked | None = None
+        for context, text in texts:
+            spans: list[tuple[int, int, str]] = []
+            for rule in self.rules:
+                for finding in rule.detector.scan(text, context):
+                    action = rule.action_for(finding.type)
+                    if action == "off":
+                        continue
+                    key = (rule.name, finding.type, finding.detail, rule.shadow)
+                    outcomes.setdefault(key, [0, RANK[action]])[0] += 1
+                    if rule.shadow:
+                        continue
+                    if action == "block" and blocked is None:
+                        blocked = Blocked(rule, finding, self._message(rule, finding))
+                    elif action == "redact" and finding.redactable:
+                        spans.append((finding.start, finding.end, finding.type))
+            out.append(apply_redactions(text, spans, redactor) if spans else text)
+        result = [
+            Outcome(det, typ, n, ast.ACTIONS[rank], shadow, detail)
+            for (det, typ, detail, shadow), (n, rank) in outcomes.items()
+        ]
+        return GuardResult(out, result, blocked)
+
+    def _message(self, rule: GuardRule, finding: Finding) -> str:
+        template = rule.message or self.block_message
+        if template is None:
+            what = f"{rule.name} ({finding.detail or finding.type})"
+            return f"The {self.direction} was blocked by the {what} guardrail."
+        values = {
+            "app": self.app, "detector": rule.name, "types": finding.type,
+            "topic": finding.detail, "category": finding.detail, "direction": self.direction,
+        }  # fmt: skip
+        try:
+            return template.render(values)
+        except jinja2.TemplateError:
+            return f"The {self.direction} was blocked by the {rule.name} guardrail."
+
+
+def apply_redactions(text: str, spans: list[tuple[int, int, str]], redactor: Redactor) -> str:
+    """Replace spans (merged where they overlap) with typed placeholders."""
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    pieces: list[str] = []
+    cursor = 0
+    cur_start, cur_end, cur_type = spans[0]
+    for start, end, type_ in spans[1:]:
+        if start < cur_end:  # overlap: one placeholder covers both
+            cur_end = max(cur_end, end)
+            continue
+        pieces.append(text[cursor:cur_start])
+        pieces.append(redactor.placeholder(cur_type, text[cur_start:cur_end]))
+        cursor = cur_end
+        cur_start, cur_end, cur_type = start, end, type_
+    pieces.append(text[cursor:cur_start])
+    pieces.append(redactor.placeholder(cur_type, text[cur_start:cur_end]))
+    pieces.append(text[cur_end:])
+    return "".join(pieces)
+
+
+def compile_pipeline(
+    block: ast.GuardBlock | None,
+    direction: ast.Direction,
+    custom: dict[str, ast.CustomDetector],
+    app_shadow: bool = False,
+    app_name: str = "",
+) -> GuardPipeline:
+    """Merge rules per detector (strictest wins) and build each detector once."""
+    if block is None:
+        return GuardPipeline(direction, (), None, app_name)
+    merged: dict[str, list[ast.Guard]] = {}
+    for guard in block.guards:
+        merged.setdefault(guard.detector, []).append(guard)
+    rules: list[GuardRule] = []
+    for name, guards in merged.items():
+        rules.append(_merge(name, guards, custom, app_shadow))
+    message = TEMPLATE_ENV.from_string(block.message) if block.message else None
+    return GuardPipeline(direction, tuple(rules), message, app_name)
+
+
+def _merge(
+    name: str, guards: list[ast.Guard], custom: dict[str, ast.CustomDetector], app_shadow: bool
+) -> GuardRule:
+    """Combine several rules for one detector into one: per type, the strictest action."""
+    untyped = [g for g in guards if not g.types]
+    by_type: dict[str, ast.Action] = {}
+    for g in guards:
+        for t in g.types:
+            if RANK[g.action] > RANK.get(by_type.get(t, "off"), 0):
+                by_type[t] = g.action
+    default: ast.Action = max((g.action for g in untyped), key=RANK.__getitem__, default="off")
+    for t, a in list(by_type.items()):  # an untyped rule applies to every type too
+        if RANK[default] > RANK[a]:
+            by_type[t] = default
+    combined = ast.Guard(
+        detector=name,
+        action=default if untyped else max((g.action for g in guards), key=RANK.__getitem__),
+        types=tuple(sorted({t for g in guards for t in g.types})) if not untyped else (),
+        categories=tuple(sorted({c for g in guards for c in g.categories})),
+        topics=tuple(dict.fromkeys(t for g in guards for t in g.topics)),
+        threshold=min((g.threshold for g in guards if g.threshold is not None), default=None),
+        restore=any(g.restore for g in guards),
+        span=guards[0].span,
+    )
+    message_src = next((g.message for g in guards if g.message), None)
+    return GuardRule(
+        name=name,
+        detector=build(combined, custom),
+        action=default,
+        by_type=tuple(sorted(by_type.items())),
+        selected=None if untyped else frozenset(by_type),
+        shadow=app_shadow or all(g.shadow for g in guards),
+        restore=combined.restore,
+        message=TEMPLATE_ENV.from_string(message_src) if message_src else None,
+        span=guards[0].span,
+    )
