@@ -18,6 +18,10 @@ class BuiltinDetector:
     directions: tuple[str, ...] = ("input", "output")
     options: tuple[str, ...] = ()  # threshold, categories, topics, restore
     summary: str = ""
+    # Which message roles the detector reads on input (None: all of them). Direct
+    # injection is what users and system prompts say; indirect injection hides in
+    # tool results and retrieved documents.
+    roles: frozenset[str] | None = None
 
 
 PII_TYPES = (
@@ -42,9 +46,11 @@ BUILTINS: dict[str, BuiltinDetector] = {
         BuiltinDetector("secrets", SECRET_TYPES, SECRET_TYPES, options=("restore",),
                         summary="credentials: cloud keys, tokens, private keys, passwords"),
         BuiltinDetector("prompt_injection", (), (), options=("threshold",),
-                        summary="instruction overrides and jailbreaks in user and system text"),
+                        summary="instruction overrides and jailbreaks in user and system text",
+                        roles=frozenset({"system", "user", "output"})),
         BuiltinDetector("indirect_injection", (), (), ("input",), ("threshold",),
-                        summary="injected instructions in tool results and retrieved documents"),
+                        summary="injected instructions in tool results and retrieved documents",
+                        roles=frozenset({"tool", "document"})),
         BuiltinDetector("topics", (), (), options=("topics",),
                         summary="denied topics given as phrases"),
         BuiltinDetector("output_safety", SAFETY_CATEGORIES, SAFETY_CATEGORIES, ("output",),

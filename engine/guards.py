@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import jinja2
 
 from dsl import ast
+from dsl.catalog import BUILTINS
 from dsl.check import TEMPLATE_ENV
 from engine.detectors.base import Detector, Finding, ScanContext
 from engine.detectors.registry import build
@@ -33,6 +34,7 @@ class GuardRule:
     restore: bool
     message: jinja2.Template | None
     span: ast.Span
+    roles: frozenset[str] | None = None  # message roles this rule reads; None: all
 
     def action_for(self, type_: str) -> ast.Action:
         for name, action in self.by_type:
@@ -116,6 +118,8 @@ class GuardPipeline:
         for context, text in texts:
             spans: list[tuple[int, int, str]] = []
             for rule in self.rules:
+                if rule.roles is not None and context.role not in rule.roles:
+                    continue
                 for finding in rule.detector.scan(text, context):
                     action = rule.action_for(finding.type)
                     if action == "off":
@@ -225,4 +229,5 @@ def _merge(
         restore=combined.restore,
         message=TEMPLATE_ENV.from_string(message_src) if message_src else None,
         span=guards[0].span,
+        roles=BUILTINS[name].roles if name in BUILTINS else None,
     )
