@@ -1,0 +1,243 @@
+"""Compile a checked policy set into a decision graph for one environment.
+
+The pipeline is a list of named stages in one place (`STAGES`), as OPA's
+compiler is: each takes the state so far and adds to it, and `compile_policy`
+runs them in order. Everything that does not depend on the request is done
+here — route plans, merged guard pipelines, compiled `when` predicates — so
+the evaluator only looks things up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dsl import ast
+from dsl.check import validate
+from dsl.diagnostics import Diagnostic, PolicyError, has_errors
+from dsl.loader import load
+from dsl.resolve import Index
+from engine.conditions import Predicate, compile_condition
+from engine.decision import Candidate
+from engine.guards import GuardPipeline, compile_pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class SplitChoice:
+    """A weighted choice among sub-plans; `cumulative` are the running weight totals."""
+
+    salt: str
+    cumulative: tuple[float, ...]
+    total: float
+    members: tuple[Plan, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How one requested name (model or alias) becomes an ordered candidate list.
+
+    `segments` are fixed candidate runs or split choices; a plan with no split
+    keeps its whole list in `fixed`, the common fast path.
+    """
+
+    kind: ast.ModelKind
+    segments: tuple[tuple[Candidate, ...] | SplitChoice, ...]
+    fixed: tuple[Candidate, ...] | None
+    span: ast.Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WhenRule:
+    predicate: Predicate
+    settings: ast.Settings
+    span: ast.Span
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledApp:
+    name: str
+    env: str
+    plans: dict[str, Plan]  # requested name → plan, for the models this app allows
+    settings: ast.Settings
+    whens: tuple[WhenRule, ...]
+    input: GuardPipeline
+    output: GuardPipeline
+    providers: frozenset[str] | None
+    shadow: bool
+    capture: tuple[str, ...]
+    span: ast.Span
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    env: str | None
+    apps: dict[str, CompiledApp]
+    kinds: dict[str, ast.ModelKind]  # every declared model and alias → its kind
+    models: dict[str, ast.Model]
+    providers: dict[str, ast.Provider]
+    version: str
+    source: ast.PolicySet = field(repr=False)
+
+
+@dataclass
+class _State:
+    policy_set: ast.PolicySet
+    env: str | None
+    index: Index = field(default_factory=Index)
+    plans: dict[str, Plan] = field(default_factory=dict)
+    apps: dict[str, CompiledApp] = field(default_factory=dict)
+
+
+def _stage_index(state: _State) -> None:
+    state.index = Index.of(state.policy_set)
+
+
+def _stage_plans(state: _State) -> None:
+    for name in [*state.index.models, *state.index.aliases]:
+        state.plans[name] = _plan_for(name, state.index, ())
+
+
+def _stage_apps(state: _State) -> None:
+    custom = state.index.detectors
+    for app in state.policy_set.apps:
+        if state.env is not None and app.env != state.env:
+            continue  # apps of other environments do not exist for this server
+        providers = frozenset(app.providers) if app.providers is not None else None
+        plans = {
+            t.name: _restrict(state.plans[t.name], providers) for t in app.models if t.name in state.plans
+        }
+        state.apps[app.name] = CompiledApp(
+            name=app.name,
+            env=app.env or "",
+            plans=plans,
+            settings=app.settings,
+            whens=tuple(WhenRule(compile_condition(w.condition), w.settings, w.span) for w in app.whens),
+            input=compile_pipeline(app.input, "input", custom, app.shadow, app.name),
+            output=compile_pipeline(app.output, "output", custom, app.shadow, app.name),
+            providers=providers,
+            shadow=app.shadow,
+            capture=app.capture,
+            span=app.span,
+        )
+
+
+STAGES: list[tuple[str, Callable[[_State], None]]] = [
+    ("index", _stage_index),
+    ("plans", _stage_plans),
+    ("apps", _stage_apps),
+]
+
+
+def compile_policy(policy_set: ast.PolicySet, env: str | None = None, sources: dict[str, str] | None = None) -> CompiledPolicy:
+    """Check, then compile. A set with errors raises PolicyError with every diagnostic."""
+    diagnostics = [d for d in validate(policy_set) if d.level == "error"]
+    if diagnostics:
+        raise PolicyError(diagnostics)
+    state = _State(policy_set, env)
+    for _name, stage in STAGES:
+        stage(state)
+    index = state.index
+    kinds = {name: plan.kind for name, plan in state.plans.items()}
+    return CompiledPolicy(
+        env=env,
+        apps=state.apps,
+        kinds=kinds,
+        models=dict(index.models),
+        providers=dict(index.providers),
+        version=policy_version(policy_set, sources),
+        source=policy_set,
+    )
+
+
+def compile_paths(paths: list[Path], env: str | None = None) -> CompiledPolicy:
+    """Load, check and compile policy files; parse errors raise PolicyError too."""
+    loaded = load(paths)
+    parse_errors: list[Diagnostic] = [d for d in loaded.diagnostics if d.level == "error"]
+    if has_errors(parse_errors):
+        raise PolicyError(parse_errors)
+    return compile_policy(loaded.policy_set, env, loaded.sources)
+
+
+def policy_version(policy_set: ast.PolicySet, sources: dict[str, str] | None = None) -> str:
+    """A short content hash of the set: the same files give the same version."""
+    digest = hashlib.sha256()
+    texts = sources or {f.path: f.source for f in policy_set.files}
+    for path in sorted(texts):
+        digest.update(Path(path).name.encode())
+        digest.update(b"\0")
+        digest.update(texts[path].encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+# ── route plans ──────────────────────────────────────────────────────────
+
+
+def _candidate(model: ast.Model, target: ast.Target | None, via: tuple[str, ...], index: Index) -> Candidate:
+    provider = index.providers.get(model.provider)
+    timeout = target.timeout_s if target and target.timeout_s else (provider.timeout_s if provider else None)
+    return Candidate(
+        model=model.name,
+        provider=model.provider,
+        upstream_model=model.upstream_name,
+        timeout_s=timeout,
+        retries=target.retries if target and target.retries is not None else 0,
+        via=via,
+        span=target.span if target else model.span,
+    )
+
+
+def _plan_for(name: str, index: Index, via: tuple[str, ...], target: ast.Target | None = None) -> Plan:
+    model = index.models.get(name)
+    if model is not None:
+        cand = _candidate(model, target, via, index)
+        return Plan(model.kind, ((cand,),), (cand,), model.span)
+    alias = index.aliases[name]
+    path = (*via, name)
+    segments: list[tuple[Candidate, ...] | SplitChoice] = []
+    if alias.route is not None:
+        segments.extend(_plan_for(alias.route.name, index, path, alias.route).segments)
+    elif alias.split:
+        members = tuple(_plan_for(m.name, index, path, m) for m in alias.split)
+        weights = [m.weight or 0.0 for m in alias.split]
+        cumulative = tuple(sum(weights[: i + 1]) for i in range(len(weights)))
+        segments.append(SplitChoice("/".join(path), cumulative, cumulative[-1], members))
+    for fb in alias.fallbacks:
+        segments.extend(_plan_for(fb.name, index, path, fb).segments)
+    kind = index.kind_of(name) or "chat"
+    return Plan(kind, _merge_fixed(segments), _fixed(segments), alias.span)
+
+
+def _merge_fixed(segments: list[tuple[Candidate, ...] | SplitChoice]) -> tuple[tuple[Candidate, ...] | SplitChoice, ...]:
+    """Join adjacent fixed runs so a plan has as few segments as possible."""
+    out: list[tuple[Candidate, ...] | SplitChoice] = []
+    for seg in segments:
+        if isinstance(seg, tuple) and out and isinstance(out[-1], tuple):
+            out[-1] = (*out[-1], *seg)
+        else:
+            out.append(seg)
+    return tuple(out)
+
+
+def _fixed(segments: list[tuple[Candidate, ...] | SplitChoice]) -> tuple[Candidate, ...] | None:
+    if any(isinstance(s, SplitChoice) for s in segments):
+        return None
+    return tuple(c for s in segments if isinstance(s, tuple) for c in s)
+
+
+def _restrict(plan: Plan, providers: frozenset[str] | None) -> Plan:
+    """P7 at run time: drop every candidate on a provider the app excludes."""
+    if providers is None:
+        return plan
+
+    def seg(s: tuple[Candidate, ...] | SplitChoice) -> tuple[Candidate, ...] | SplitChoice:
+        if isinstance(s, tuple):
+            return tuple(c for c in s if c.provider in providers)
+        members = tuple(_restrict(m, providers) for m in s.members)
+        return SplitChoice(s.salt, s.cumulative, s.total, members)
+
+    segments = tuple(seg(s) for s in plan.segments)
+    fixed = None if plan.fixed is None else tuple(c for c in plan.fixed if c.provider in providers)
+    return Plan(plan.kind, segments, fixed, plan.span)
