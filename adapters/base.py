@@ -1,0 +1,69 @@
+"""The provider interface: what the router asks of every wire protocol.
+
+Adapters speak OpenAI's shapes on our side (chat completion and chunk dicts,
+embedding responses) and whatever the upstream speaks on theirs. Failures are
+`ProviderError`s that say whether they are retryable (P8): timeouts,
+connection errors, 408, 429 and 5xx are; everything else is the caller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine.decision import Candidate
+
+JSON = dict[str, Any]
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class ProviderError(Exception):
+    """An upstream failure, mapped to our error vocabulary with the provider's message kept."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        code: str = "upstream_error",
+        retryable: bool = False,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.upstream_status = upstream_status
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    source: str = "provider"  # provider | tokenizer | none
+
+
+class Provider(Protocol):
+    """One configured upstream with its pooled HTTP client (or none, for mock)."""
+
+    name: str
+
+    async def chat(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        """A chat completion in OpenAI's response shape; `body` is already cleaned and has the concrete model."""
+        ...
+
+    def chat_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
+        """OpenAI chat.completion.chunk dicts; raises ProviderError before the first chunk when it can."""
+        ...
+
+    async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        ...
+
+    async def aclose(self) -> None:
+        ...

@@ -1,0 +1,58 @@
+"""The request log record: one per request, whatever happened to it.
+
+Built by the server at the end of a request and handed to the log writer,
+which stores it off the hot path. It holds metadata, timings, counts and
+codes — never a prompt, a response, a key or a redacted value (captured text
+only where an app enables `capture` outside prod).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    model: str  # provider/model of the candidate
+    provider: str
+    status: int  # HTTP status from upstream, or 0 when no response (timeout, reset)
+    error_code: str | None
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailRecord:
+    direction: str  # input | output
+    detector: str
+    type: str
+    count: int
+    action: str  # detect | redact | block
+    shadow: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    request_id: str
+    time: float  # unix seconds at arrival
+    env: str
+    app: str | None
+    key_id: str | None  # the truncated form only: ghat_prod_ab12…
+    endpoint: str  # chat | embeddings | models | evaluate
+    requested_model: str | None
+    provider: str | None
+    upstream_model: str | None
+    stream: bool
+    status: int
+    error_code: str | None
+    policy_version: str
+    metadata: dict[str, str] = field(default_factory=dict)  # the five metadata fields
+    attempts: tuple[AttemptRecord, ...] = ()
+    guardrails: tuple[GuardrailRecord, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_source: str = "none"  # provider | tokenizer | none
+    cost_usd: float = 0.0
+    timings_ms: dict[str, float] = field(default_factory=dict)  # total, resolve, guardrails, provider, log, usage, overhead
+    captured: dict[str, str] | None = None  # only when the app enables capture outside prod
