@@ -105,9 +105,7 @@ def _stage_apps(state: _State) -> None:
         if state.env is not None and app.env != state.env:
             continue  # apps of other environments do not exist for this server
         providers = frozenset(app.providers) if app.providers is not None else None
-        plans = {
-            t.name: _restrict(state.plans[t.name], providers) for t in app.models if t.name in state.plans
-        }
+        plans = {t.name: _restrict(state.plans[t.name], providers) for t in app.models if t.name in state.plans}
         state.apps[app.name] = CompiledApp(
             name=app.name,
             env=app.env or "",
@@ -130,7 +128,9 @@ STAGES: list[tuple[str, Callable[[_State], None]]] = [
 ]
 
 
-def compile_policy(policy_set: ast.PolicySet, env: str | None = None, sources: dict[str, str] | None = None) -> CompiledPolicy:
+def compile_policy(
+    policy_set: ast.PolicySet, env: str | None = None, sources: dict[str, str] | None = None
+) -> CompiledPolicy:
     """Check, then compile. A set with errors raises PolicyError with every diagnostic."""
     diagnostics = [d for d in validate(policy_set) if d.level == "error"]
     if diagnostics:
@@ -210,7 +210,9 @@ def _plan_for(name: str, index: Index, via: tuple[str, ...], target: ast.Target 
     return Plan(kind, _merge_fixed(segments), _fixed(segments), alias.span)
 
 
-def _merge_fixed(segments: list[tuple[Candidate, ...] | SplitChoice]) -> tuple[tuple[Candidate, ...] | SplitChoice, ...]:
+def _merge_fixed(
+    segments: list[tuple[Candidate, ...] | SplitChoice],
+) -> tuple[tuple[Candidate, ...] | SplitChoice, ...]:
     """Join adjacent fixed runs so a plan has as few segments as possible."""
     out: list[tuple[Candidate, ...] | SplitChoice] = []
     for seg in segments:

@@ -117,9 +117,7 @@ async def evaluate(
     redactor = Redactor()
     outcomes: tuple[Outcome, ...] = ()
     if app.input.rules and request.texts:
-        result = app.input.run(
-            [(ScanContext(t.role, request.grounding), t.text) for t in request.texts], redactor
-        )
+        result = app.input.run([(ScanContext(t.role, request.grounding), t.text) for t in request.texts], redactor)
         outcomes = tuple(result.outcomes)
         fired.extend(o.detector for o in outcomes if o.action != "detect" or o.shadow)
         if result.blocked is not None:
