@@ -1,0 +1,219 @@
+"""`pii`: personal data — email, phone, cards, IBAN, US SSN, IP addresses; names,
+street addresses and dates of birth when a policy asks for them.
+
+Structured types are found by one RE2 set pass and confirmed by their checksums
+or validators (Luhn and issuer ranges, IBAN mod-97 via python-stdnum, phone
+numbers via `phonenumbers`, SSN area rules, `ipaddress`). The three contextual
+types (`person`, `street_address`, `date_of_birth`) use shipped name lists and
+context rules; they are off unless a policy names them in `types`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from importlib import resources
+
+import phonenumbers
+import re2
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+
+from dsl import ast
+from dsl.catalog import PII_DEFAULT_TYPES
+from engine.detectors.base import Detector, Finding, ScanContext
+from engine.detectors.patterns import PatternSet, Rule, drop_overlaps
+from engine.detectors.registry import register
+
+# National formats are tried in these regions when a number has no `+` prefix.
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "ES", "IT", "NL", "BR", "JP")
+_PHONE_CONTEXT = re2.compile(
+    r"(?i)(?:phone|tel|mobile|cell|call|text|whatsapp|fax|contact|number|reach|ring|sms)"
+)
+_SSN_SHAPE = re2.compile(r"^\d{3}-\d{2}-\d{4}$")
+_DATE_LIKE = re2.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
+
+
+def _email(text: str, m: re2._Match) -> tuple[int, int] | None:
+    local, domain = m.group(1), m.group(2).lower()
+    if local.lower() == "git" and domain in ("github.com", "gitlab.com", "bitbucket.org"):
+        return None  # an SSH remote, not a person's address
+    if domain.endswith((".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".js", ".css")):
+        return None  # retina asset names: logo@2x.png
+    return m.start(1), m.end(2)
+
+
+def _phone(text: str, m: re2._Match) -> tuple[int, int] | None:
+    raw = m.group(1)
+    start, end = m.start(1), m.end(1)
+    digits = sum(c.isdigit() for c in raw)
+    if digits < 7 or digits > 15 or _DATE_LIKE.match(raw) or _SSN_SHAPE.match(raw):
+        return None
+    if raw.count(".") > 2 or text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit():
+        return None
+    if raw.startswith("+") or raw.startswith("00"):
+        try:
+            number = phonenumbers.parse(raw if raw[0] == "+" else "+" + raw[2:], None)
+        except phonenumbers.NumberParseException:
+            return None
+        return (start, end) if phonenumbers.is_valid_number(number) else None
+    formatted = any(c in raw for c in " -.()")
+    if not formatted and _PHONE_CONTEXT.search(text, max(0, start - 40), start) is None:
+        return None  # bare digit runs are order numbers and ids unless named a phone
+    for region in PHONE_REGIONS:
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return start, end
+    return None
+
+
+_CARD_LENGTHS = {"34": (15,), "37": (15,), "4": (13, 16, 19), "5": (16,), "2": (16,),
+                 "6": (16, 19), "35": (16, 19), "36": (14,), "30": (14,), "38": (14,)}  # fmt: skip
+
+
+def _card(text: str, m: re2._Match) -> tuple[int, int] | None:
+    raw = m.group(1)
+    seps = {c for c in raw if not c.isdigit()}
+    if len(seps) > 1:
+        return None
+    number = raw.replace(" ", "").replace("-", "")
+    lengths = _CARD_LENGTHS.get(number[:2]) or _CARD_LENGTHS.get(number[:1])
+    if lengths is None or len(number) not in lengths or len(set(number)) < 2:
+        return None
+    if number[0] == "5" and not "51" <= number[:2] <= "55":
+        return None
+    if number[0] == "2" and not "2221" <= number[:4] <= "2720":
+        return None
+    return (m.start(1), m.end(1)) if luhn.is_valid(number) else None
+
+
+def _iban(text: str, m: re2._Match) -> tuple[int, int] | None:
+    raw = m.group(1)
+    # the candidate may have swallowed a following word; shorten at spaces until valid
+    cut = len(raw)
+    while cut >= 15:
+        if stdnum_iban.is_valid(raw[:cut]):
+            return m.start(1), m.start(1) + cut
+        space = raw.rfind(" ", 0, cut)
+        if space < 0:
+            break
+        cut = space
+    return None
+
+
+def _ssn(text: str, m: re2._Match) -> tuple[int, int] | None:
+    digits = "".join(c for c in m.group(1) if c.isdigit())
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return None
+    if digits in ("078051120", "219099999"):  # the SSA's retired advertising numbers
+        return None
+    return m.start(1), m.end(1)
+
+
+_VERSION_WORDS = frozenset({"v", "version", "ver", "ver.", "release", "build", "firmware"})
+
+
+def _ipv4(text: str, m: re2._Match) -> tuple[int, int] | None:
+    raw = m.group(1)
+    words = text[max(0, m.start(1) - 12) : m.start(1)].lower().split()
+    last = words[-1] if words else ""
+    if last.startswith("v") and last[1:2].isdigit() or last in _VERSION_WORDS:
+        return None  # version numbers: v1.2.3.4
+    if raw.startswith(("0.", "127.", "255.")) or raw.endswith(".0.0"):
+        return None  # unspecified, loopback, netmasks: not anyone's address
+    return m.start(1), m.end(1)
+
+
+def _ipv6(text: str, m: re2._Match) -> tuple[int, int] | None:
+    raw = m.group(1)
+    if raw.count(":") < 2 or sum(c.isalnum() for c in raw) < 4:
+        return None
+    try:
+        address = ipaddress.IPv6Address(raw)
+    except ValueError:
+        return None
+    if address.is_loopback or address.is_unspecified:
+        return None
+    return m.start(1), m.end(1)
+
+
+@lru_cache(maxsize=1)
+def first_names() -> frozenset[str]:
+    text = resources.files("engine.detectors").joinpath("data/first_names.txt").read_text()
+    return frozenset(
+        w for line in text.splitlines() if not line.startswith("#") for w in line.split()
+    )
+
+
+_NOT_SURNAMES = frozenset(
+    "street avenue road lane drive inc ltd llc corp the and of for monday tuesday wednesday "
+    "thursday friday saturday sunday january february march april may june july august "
+    "september october november december university college hospital bank park".split()
+)
+
+
+def _person(text: str, m: re2._Match) -> tuple[int, int] | None:
+    if m.group(1) is not None:  # a cue: "my name is", "Dear", "Mr."
+        return m.start(1), m.end(1)
+    first, last = m.group(3), m.group(4)
+    if first.lower() not in first_names() or last.lower() in _NOT_SURNAMES:
+        return None
+    return m.start(2), m.end(2)
+
+
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_DATE = (
+    r"(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)?\d{2}|(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2}"
+    r"|\d{1,2}(?:st|nd|rd|th)?\s(?:of\s)?" + _MONTH + r",?\s(?:19|20)\d{2}"
+    r"|" + _MONTH + r"\.?\s\d{1,2}(?:st|nd|rd|th)?,?\s(?:19|20)\d{2})"
+)
+_STREET_SUFFIX = (
+    r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl"
+    r"|terrace|parkway|pkwy|circle|cir|highway|hwy|square|sq|trail|close|crescent)"
+)
+
+RULES: tuple[tuple[Rule, int], ...] = (
+    (Rule("email", r"([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})(?:[^A-Za-z0-9.-]|\.(?:[^A-Za-z0-9]|$)|$)", _email), 9),
+    (Rule("credit_card", r"(?:^|[^0-9A-Za-z_.-])((?:\d[ -]?){12,18}\d)(?:[^0-9A-Za-z_-]|$)", _card), 8),
+    (Rule("iban", r"(?:^|[^A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?:[^A-Za-z0-9]|$)", _iban), 8),
+    (Rule("us_ssn", r"(?:^|[^0-9A-Za-z-])(\d{3}-\d{2}-\d{4})(?:[^0-9A-Za-z-]|$)", _ssn), 7),
+    (Rule("us_ssn", r"(?i:ssn|social security(?: number| no\.?)?|ss#)[^0-9\n]{0,20}(\d{3}[ .-]?\d{2}[ .-]?\d{4})(?:[^0-9]|$)", _ssn), 7),
+    (Rule("phone", r"(?:^|[^0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})(?:[^0-9A-Za-z_]|$)", _phone), 5),
+    (Rule("ip_address", r"(?:^|[^0-9A-Za-z.])((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?:[^0-9A-Za-z.]|\.(?:[^0-9]|$)|$)", _ipv4), 6),
+    (Rule("ip_address", r"(?:^|[^0-9A-Za-z:])((?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,7}|[0-9A-Fa-f]{1,4}))(?:[^0-9A-Za-z:]|$)", _ipv6), 6),
+    (Rule("date_of_birth", r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on| in)?)\b[\s:,-]{0,4}(?:is\s|was\s|on\s|:\s?)?)(?i:(" + _DATE + r"))", None), 6),
+    (Rule("street_address", r"\b(\d{1,6}[A-Za-z]?\s(?:[A-Z][a-z]{1,20}\s){1,4}(?i:" + _STREET_SUFFIX + r")\.?(?:,?\s(?i:apt|suite|unit|#)\.?\s?[0-9A-Za-z-]{1,6})?(?:,\s[A-Z][a-z]{2,20}(?:\s[A-Z][a-z]{2,20})?(?:,\s[A-Z]{2}(?:\s\d{5}(?:-\d{4})?)?)?)?)\b", None), 6),
+    (Rule("person", r"(?:(?i:my name is|i am called|name:|dear|signed,|regards,|sincerely,)\s{1,3}|\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s)([A-Z][a-z]{1,20}(?:[\s-][A-Z][a-z]{1,20}){0,2})|\b(([A-Z][a-z]{1,20})\s(?:[A-Z]\.\s)?([A-Z][a-z]{1,20}))\b", _person), 4),
+)  # fmt: skip
+
+
+class PiiDetector:
+    """Structured PII in one set pass; contextual types only when selected."""
+
+    def __init__(self, types: frozenset[str]) -> None:
+        self.name = "pii"
+        rules = [(r, p) for r, p in RULES if r.type in types]
+        self._set = PatternSet([r for r, _ in rules])
+        self._priority = tuple(p for _, p in rules)
+
+    @property
+    def max_span(self) -> int | None:
+        return self._set.max_span
+
+    def scan(self, text: str, context: ScanContext) -> list[Finding]:
+        found: list[tuple[int, int, str, int]] = []
+        for index in self._set.candidates(text):
+            type_ = self._set.rules[index].type
+            for start, end in self._set.spans(index, text):
+                found.append((start, end, type_, self._priority[index]))
+        return [Finding("pii", t, s, e) for s, e, t in drop_overlaps(found)]
+
+
+@register("pii")
+def build(guard: ast.Guard) -> Detector:
+    """The default types always; person, street_address, date_of_birth only when named."""
+    return PiiDetector(frozenset(PII_DEFAULT_TYPES) | frozenset(guard.types))

@@ -1,0 +1,164 @@
+"""`secrets`: credentials in prompts and outputs — vendor keys, tokens, PEM keys, passwords.
+
+Vendor formats are matched by their documented prefixes and lengths; the generic
+rules (`password_assignment`, `generic_high_entropy`) only fire on values assigned
+to key-like names, and only when the value is not a placeholder, a variable
+reference or a vendor's documented example key (see placeholders.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import re2
+
+from dsl import ast
+from dsl.catalog import SECRET_TYPES
+from engine.detectors.base import Detector, Finding, ScanContext
+from engine.detectors.patterns import PatternSet, Rule, drop_overlaps, shannon_entropy
+from engine.detectors.placeholders import is_placeholder
+from engine.detectors.registry import register
+
+_B = r"(?:^|[^A-Za-z0-9_])"  # a left boundary RE2 can express without lookbehind
+_E = r"(?:[^A-Za-z0-9_]|$)"  # and a right one
+
+
+def _value(group: int = 1, min_entropy: float = 0.0) -> object:
+    """A confirmer: report `group` unless it is a placeholder or too regular."""
+
+    def confirm(text: str, m: re2._Match) -> tuple[int, int] | None:
+        value = m.group(group)
+        if value is None or is_placeholder(value):
+            return None
+        if min_entropy and shannon_entropy(value) < min_entropy:
+            return None
+        return m.start(group), m.end(group)
+
+    return confirm
+
+
+def _jwt(text: str, m: re2._Match) -> tuple[int, int] | None:
+    token = m.group(1)
+    if is_placeholder(token):
+        return None
+    head = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or not ({"alg", "typ", "kid", "enc"} & header.keys()):
+        return None
+    return m.start(1), m.end(1)
+
+
+_PEM_MAX = 8192  # a 4096-bit RSA key in PKCS#8 is about 3.3 K characters
+_PEM_END = re2.compile(r"-----END[A-Z0-9 ]{0,24} PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BODY = re2.compile(r"(?:[A-Za-z0-9+/=\s:,.]|-[A-Za-z0-9])*")
+
+
+def _pem(text: str, m: re2._Match) -> tuple[int, int] | None:
+    """The whole block up to its END line; a truncated block up to where its body stops."""
+    start = m.start()
+    limit = min(len(text), start + _PEM_MAX)
+    end = _PEM_END.search(text, m.end(), limit)
+    if end is not None:
+        return start, end.end()
+    body = _PEM_BODY.match(text, m.end(), limit)
+    return start, body.end() if body is not None else m.end()
+
+
+_JWT_MAX = 8192  # longer tokens are still reported; streams hold back this much
+
+
+_CODE_VALUE = re2.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.][A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _password(text: str, m: re2._Match) -> tuple[int, int] | None:
+    """A password assignment: quoted values unless placeholders; bare ones must look set."""
+    quote, value = m.group(2), m.group(3)
+    if value is None or is_placeholder(value) or len(value) < 4:
+        return None
+    if not quote:
+        # bare words are prose or code references (`password = get_password()`)
+        if _CODE_VALUE.match(value) and not any(c.isdigit() for c in value):
+            return None
+        if value[-1] in "(:" or "(" in value or value.startswith(("[", "{", "<")):
+            return None
+    return m.start(3), m.end(3)
+
+
+def _high_entropy(text: str, m: re2._Match) -> tuple[int, int] | None:
+    value = m.group(3)
+    if value is None or len(value) < 16 or is_placeholder(value):
+        return None
+    classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value),
+                   any(c.isdigit() for c in value)))  # fmt: skip
+    if classes < 2 or shannon_entropy(value) < 3.5 or _CODE_VALUE.match(value) and classes < 3:
+        return None
+    return m.start(3), m.end(3)
+
+
+_ASSIGN = r"""["']?\s{0,8}(?:=|:=|=>|:|\s{1,4}is\s{0,4}:?)\s{0,8}(["'`]?)"""
+_PASSWORD_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:password|passwd|passphrase|pwd|secret|token)[A-Za-z0-9_]{0,20}"
+_KEY_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?key|signing[_-]?key|encryption[_-]?key|credentials?|auth)[A-Za-z0-9_]{0,20}"
+
+RULES: tuple[tuple[Rule, int], ...] = (  # (rule, priority: specific vendor formats first)
+    (Rule("aws_access_key_id", _B + r"((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})" + _E, _value()), 9),
+    (Rule("aws_secret_access_key", r"(?i:aws.{0,20}?secret.{0,20}?|secret.?access.?key)[\"']?\s{0,8}(?:=|:|=>)\s{0,8}[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)", _value(min_entropy=3.5)), 9),
+    (Rule("github_token", _B + r"((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})" + _E, _value()), 9),
+    (Rule("gitlab_token", _B + r"((?:glpat|gldt|glrt|glptt|glcbt|glimt|gloas|glsoat|glffct|glagent)-[A-Za-z0-9_-]{20,64}(?:\.[0-9a-z]{2}\.[a-z0-9]{8,12})?)" + r"(?:[^A-Za-z0-9_-]|$)", _value()), 9),
+    (Rule("slack_token", _B + r"(xox[abposre]-[0-9]{6,14}-[A-Za-z0-9-]{8,120}|xapp-[0-9]-[A-Z0-9]{8,14}-[0-9]{8,14}-[a-z0-9]{32,80})", _value()), 9),
+    (Rule("slack_webhook", r"(https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]{6,12}/[A-Z0-9]{6,14}/[A-Za-z0-9]{16,40})", _value()), 9),
+    (Rule("stripe_key", _B + r"((?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{16,128})" + _E, _value()), 9),
+    (Rule("anthropic_key", _B + r"(sk-ant-(?:api|admin|oat|sid)[0-9]{2}-[A-Za-z0-9_-]{32,120})", _value()), 9),
+    (Rule("openai_key", _B + r"(sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,200}T3BlbkFJ[A-Za-z0-9_-]{16,200}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}|sk-[A-Za-z0-9]{48})" + r"(?:[^A-Za-z0-9_-]|$)", _value(min_entropy=3.5)), 8),
+    (Rule("google_api_key", _B + r"(AIza[0-9A-Za-z_-]{35})" + r"(?:[^0-9A-Za-z_-]|$)", _value()), 9),
+    (Rule("private_key", r"-----BEGIN[A-Z0-9 ]{0,24} PRIVATE KEY(?: BLOCK)?-----", _pem, width=_PEM_MAX), 10),
+    (Rule("jwt", _B + r"(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})", _jwt, width=_JWT_MAX), 9),
+    (Rule("url_credentials", r"(?i:[a-z][a-z0-9+.-]{1,20})://[^\s:/@\"'<>]{1,64}:([^\s@/\"'<>]{3,128})@[A-Za-z0-9.-]{1,253}", _value()), 7),
+    (Rule("url_credentials", r"(?i:(?:user id|uid|user|username)\s{0,8}=\s{0,8}[^;\"']{1,64};\s{0,8}(?:password|pwd)\s{0,8}=\s{0,8})([^;\"'\s]{3,128})", _value()), 7),
+    (Rule("azure_storage_key", r"(?i:AccountKey|azure[A-Za-z_ ]{0,30}key[\"']?\s{0,8}[:=])\s{0,8}[\"']?([A-Za-z0-9+/]{86}==)", _value(min_entropy=4.0)), 9),
+    (Rule("twilio_key", _B + r"(SK[0-9a-f]{32})" + _E, _value(min_entropy=3.0)), 9),
+    (Rule("twilio_key", r"(?i:twilio.{0,30}?(?:auth|token|secret).{0,10}?)[\"']?\s{0,8}[:=]?\s{0,8}[\"']?([0-9a-f]{32})" + _E, _value(min_entropy=3.0)), 9),
+    (Rule("sendgrid_key", _B + r"(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})" + r"(?:[^A-Za-z0-9_-]|$)", _value()), 9),
+    (Rule("npm_token", _B + r"(npm_[A-Za-z0-9]{36})" + _E, _value()), 9),
+    (Rule("npm_token", r"_authToken\s{0,8}=\s{0,8}([A-Za-z0-9_-]{36,64})", _value()), 9),
+    (Rule("huggingface_token", _B + r"(hf_[A-Za-z0-9]{34,40})" + _E, _value()), 9),
+    (Rule("password_assignment", r"(" + _PASSWORD_NAMES + r")" + _ASSIGN + r"([^\s\"'`,;]{1,128})", _password), 5),
+    (Rule("generic_high_entropy", r"(" + _KEY_NAMES + r")" + _ASSIGN + r"([A-Za-z0-9+/=_.~-]{1,256})", _high_entropy), 4),
+)  # fmt: skip
+_ALL = PatternSet([r for r, _ in RULES])
+_PRIORITY = tuple(p for _, p in RULES)
+
+
+class SecretsDetector:
+    """Every family rule in one RE2 set; confirmers run only on the rules that hit."""
+
+    def __init__(self, types: frozenset[str] | None = None) -> None:
+        self.name = "secrets"
+        self._wanted = types
+        self._max_span = _ALL.max_span
+
+    @property
+    def max_span(self) -> int | None:
+        return self._max_span
+
+    def scan(self, text: str, context: ScanContext) -> list[Finding]:
+        found: list[tuple[int, int, str, int]] = []
+        for index in _ALL.candidates(text):
+            rule = _ALL.rules[index]
+            if self._wanted is not None and rule.type not in self._wanted:
+                continue
+            for start, end in _ALL.spans(index, text):
+                found.append((start, end, rule.type, _PRIORITY[index]))
+        return [Finding("secrets", t, s, e) for s, e, t in drop_overlaps(found)]
+
+
+@register("secrets")
+def build(guard: ast.Guard) -> Detector:
+    """Scan every type; the guard pipeline applies per-type actions (P4)."""
+    return SecretsDetector()
+
+
+assert {r.type for r, _ in RULES} == set(SECRET_TYPES)
