@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import jinja2
+import re2
 
 from dsl import ast
 from dsl.catalog import BUILTINS
@@ -85,6 +86,32 @@ class Blocked:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One finding of one rule, with the action the policy gives its type."""
+
+    rule: GuardRule
+    finding: Finding
+    action: ast.Action
+
+
+@dataclass
+class Tally:
+    """Counts what each rule found and did, never the values (the decision's record)."""
+
+    counts: dict[tuple[str, str, str, bool], list[int]] = field(default_factory=dict)
+
+    def add(self, hit: Hit) -> None:
+        key = (hit.rule.name, hit.finding.type, hit.finding.detail, hit.rule.shadow)
+        self.counts.setdefault(key, [0, RANK[hit.action]])[0] += 1
+
+    def outcomes(self) -> list[Outcome]:
+        return [
+            Outcome(det, typ, n, ast.ACTIONS[rank], shadow, detail)
+            for (det, typ, detail, shadow), (n, rank) in self.counts.items()
+        ]
+
+
 @dataclass
 class GuardResult:
     texts: list[str]
@@ -107,37 +134,50 @@ class GuardPipeline:
             return None
         return max((s for s in spans if s is not None), default=0)
 
+    def hits(
+        self, context: ScanContext, text: str, rules: tuple[GuardRule, ...] | None = None
+    ) -> list[Hit]:
+        """Every finding of the rules (default: all) that read this role, with its action."""
+        out: list[Hit] = []
+        for rule in self.rules if rules is None else rules:
+            if rule.roles is not None and context.role not in rule.roles:
+                continue
+            for finding in rule.detector.scan(text, context):
+                action = rule.action_for(finding.type)
+                if action != "off":
+                    out.append(Hit(rule, finding, action))
+        return out
+
     def run(
         self, texts: list[tuple[ScanContext, str]], redactor: Redactor | None = None
     ) -> GuardResult:
         """Scan each text with every rule; redact enforced findings; stop at the first block."""
         redactor = redactor or Redactor()
-        outcomes: dict[tuple[str, str, str, bool], list[int]] = {}
+        tally = Tally()
         out: list[str] = []
         blocked: Blocked | None = None
         for context, text in texts:
             spans: list[tuple[int, int, str]] = []
-            for rule in self.rules:
-                if rule.roles is not None and context.role not in rule.roles:
+            for hit in self.hits(context, text):
+                tally.add(hit)
+                if hit.rule.shadow:
                     continue
-                for finding in rule.detector.scan(text, context):
-                    action = rule.action_for(finding.type)
-                    if action == "off":
-                        continue
-                    key = (rule.name, finding.type, finding.detail, rule.shadow)
-                    outcomes.setdefault(key, [0, RANK[action]])[0] += 1
-                    if rule.shadow:
-                        continue
-                    if action == "block" and blocked is None:
-                        blocked = Blocked(rule, finding, self._message(rule, finding))
-                    elif action == "redact" and finding.redactable:
-                        spans.append((finding.start, finding.end, finding.type))
+                if hit.action == "block" and blocked is None:
+                    blocked = self.blocked_by(hit)
+                elif hit.action == "redact" and hit.finding.redactable:
+                    spans.append((hit.finding.start, hit.finding.end, hit.finding.type))
             out.append(apply_redactions(text, spans, redactor) if spans else text)
-        result = [
-            Outcome(det, typ, n, ast.ACTIONS[rank], shadow, detail)
-            for (det, typ, detail, shadow), (n, rank) in outcomes.items()
-        ]
-        return GuardResult(out, result, blocked)
+        return GuardResult(out, tally.outcomes(), blocked)
+
+    def blocked_by(self, hit: Hit) -> Blocked:
+        return Blocked(hit.rule, hit.finding, self._message(hit.rule, hit.finding))
+
+    @property
+    def restore_types(self) -> frozenset[str]:
+        """Types whose placeholders `restore` puts back into the response for the caller."""
+        return frozenset(
+            t for r in self.rules if r.restore and not r.shadow for t in _rule_types(r)
+        )
 
     def _message(self, rule: GuardRule, finding: Finding) -> str:
         template = rule.message or self.block_message
@@ -152,6 +192,37 @@ class GuardPipeline:
             return template.render(values)
         except jinja2.TemplateError:
             return f"The {self.direction} was blocked by the {rule.name} guardrail."
+
+
+_TAG = re2.compile(r"\[([A-Z0-9_]+)_([0-9]+)\]")
+TAG_MAX = 64  # longest placeholder `restore` looks for (streams hold back this much)
+
+
+def restore_placeholders(text: str, redactor: Redactor, types: frozenset[str]) -> str:
+    """Put original values back for placeholders of `types` (for the caller, never upstream)."""
+    if not types or "[" not in text:
+        return text
+    originals = redactor.originals()
+    wanted = {t.upper() for t in types}
+
+    def put_back(m: re2._Match) -> str:
+        tag = str(m.group())
+        if m.group(1) in wanted and tag in originals:
+            return originals[tag]
+        return tag
+
+    return str(_TAG.sub(put_back, text))
+
+
+def _rule_types(rule: GuardRule) -> frozenset[str]:
+    """Types a rule can report; untyped built-ins and custom detectors report their name."""
+    if rule.selected is not None:
+        return rule.selected
+    spec = BUILTINS.get(rule.name)
+    if spec is not None and spec.types:
+        return frozenset(spec.types)
+    custom_type = getattr(rule.detector, "type", None)
+    return frozenset({custom_type if isinstance(custom_type, str) else rule.name})
 
 
 def apply_redactions(text: str, spans: list[tuple[int, int, str]], redactor: Redactor) -> str:

@@ -21,14 +21,15 @@ DEFAULT_THRESHOLD = 0.6
 SUPPORT = 0.6  # share of a sentence's content words the grounding must contain
 _SENTENCE = re2.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 _WORD = re2.compile(r"[A-Za-z][A-Za-z'-]{1,}|\d+(?:[.,]\d+)*")
-_STOP = frozenset(
-    "the a an and or but if of to in on at by for with from as is are was were be been being "
-    "this that these those it its it's they them their there here he she his her we our you "
-    "your i me my not no so than then too very can could would should will shall may might "
-    "must do does did done have has had having about into over under also just only such "
-    "which who whom whose what when where why how all any each both more most other some "
-    "yes okay sure please thanks thank".split()
+_STOP_WORDS = (
+    "the a an and or but if of to in on at by for with from as is are was were be been "
+    "being this that these those it its it's they them their there here he she his her we "
+    "our you your i me my not no so than then too very can could would should will shall "
+    "may might must do does did done have has had having about into over under also just "
+    "only such which who whom whose what when where why how all any each both more most "
+    "other some yes okay sure please thanks thank"
 )
+_STOP = frozenset(_STOP_WORDS.split())
 
 
 def _stem(word: str) -> str:

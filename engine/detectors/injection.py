@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (pattern tables read best one rule per line)
 """`prompt_injection` and `indirect_injection`: instructions hidden in content.
 
 Signals (instruction overrides, persona hijacks, system-prompt extraction, fake

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (pattern tables read best one rule per line)
 """`pii`: personal data — email, phone, cards, IBAN, US SSN, IP addresses; names,
 street addresses and dates of birth when a policy asks for them.
 
@@ -49,7 +50,7 @@ def _phone(text: str, m: re2._Match) -> tuple[int, int] | None:
     digits = sum(c.isdigit() for c in raw)
     if digits < 7 or digits > 15 or _DATE_LIKE.match(raw) or _SSN_SHAPE.match(raw):
         return None
-    if raw.count(".") > 2 or text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit():
+    if raw.count(".") > 2 or (text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit()):
         return None
     if raw.startswith("+") or raw.startswith("00"):
         try:
@@ -121,7 +122,7 @@ def _ipv4(text: str, m: re2._Match) -> tuple[int, int] | None:
     raw = m.group(1)
     words = text[max(0, m.start(1) - 12) : m.start(1)].lower().split()
     last = words[-1] if words else ""
-    if last.startswith("v") and last[1:2].isdigit() or last in _VERSION_WORDS:
+    if (last.startswith("v") and last[1:2].isdigit()) or last in _VERSION_WORDS:
         return None  # version numbers: v1.2.3.4
     if raw.startswith(("0.", "127.", "255.")) or raw.endswith(".0.0"):
         return None  # unspecified, loopback, netmasks: not anyone's address
@@ -150,9 +151,7 @@ def first_names() -> frozenset[str]:
 
 
 _NOT_SURNAMES = frozenset(
-    "street avenue road lane drive inc ltd llc corp the and of for monday tuesday wednesday "
-    "thursday friday saturday sunday january february march april may june july august "
-    "september october november december university college hospital bank park".split()
+    ["street", "avenue", "road", "lane", "drive", "inc", "ltd", "llc", "corp", "the", "and", "of", "for", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "university", "college", "hospital", "bank", "park"]
 )
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (pattern tables read best one rule per line)
 """`output_safety`: violence, self-harm, sexual, hate and illicit content in outputs.
 
 A lexicon of phrases per category, written as patterns that need context (a

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (pattern tables read best one rule per line)
 """`secrets`: credentials in prompts and outputs — vendor keys, tokens, PEM keys, passwords.
 
 Vendor formats are matched by their documented prefixes and lengths; the generic
@@ -16,7 +17,7 @@ import re2
 from dsl import ast
 from dsl.catalog import SECRET_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import PatternSet, Rule, drop_overlaps, shannon_entropy
+from engine.detectors.patterns import Confirm, PatternSet, Rule, drop_overlaps, shannon_entropy
 from engine.detectors.placeholders import is_placeholder
 from engine.detectors.registry import register
 
@@ -24,7 +25,7 @@ _B = r"(?:^|[^A-Za-z0-9_])"  # a left boundary RE2 can express without lookbehin
 _E = r"(?:[^A-Za-z0-9_]|$)"  # and a right one
 
 
-def _value(group: int = 1, min_entropy: float = 0.0) -> object:
+def _value(group: int = 1, min_entropy: float = 0.0) -> Confirm:
     """A confirmer: report `group` unless it is a placeholder or too regular."""
 
     def confirm(text: str, m: re2._Match) -> tuple[int, int] | None:
@@ -94,7 +95,7 @@ def _high_entropy(text: str, m: re2._Match) -> tuple[int, int] | None:
         return None
     classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value),
                    any(c.isdigit() for c in value)))  # fmt: skip
-    if classes < 2 or shannon_entropy(value) < 3.5 or _CODE_VALUE.match(value) and classes < 3:
+    if classes < 2 or shannon_entropy(value) < 3.5 or (_CODE_VALUE.match(value) and classes < 3):
         return None
     return m.start(3), m.end(3)
 

@@ -19,7 +19,7 @@ from engine.detectors.registry import register
 
 def _word(word: str) -> str:
     """A pattern for `word` and its regular plural / inflected forms."""
-    w = re2.escape(word.lower())
+    w: str = re2.escape(word.lower())
     if word.endswith("is") and len(word) > 4:  # diagnosis → diagnoses
         return w[:-2] + "(?:is|es)"
     if word.endswith("y") and len(word) > 3 and word[-2] not in "aeiou":  # policy → policies
