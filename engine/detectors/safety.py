@@ -34,7 +34,7 @@ LEXICON: tuple[tuple[str, str], ...] = (
     ("self_harm", r"\b(?:suicide\s(?:methods?|plan|instructions)|how\smany\s(?:pills|tablets)\s(?:\w{1,20}\s){0,3}(?:to\sdie|lethal|fatal|to\soverdose))"),
     ("self_harm", r"\b(?:i\s(?:want|wish)\sto\sdie|want\sto\skill\smyself|no reason to (?:live|go on))\b"),
     ("sexual", r"\b(?:child|minor|underage|kid|preteen|teen)s?\s(?:\w{1,20}\s){0,3}(?:sex|sexual|nude|naked|porn|erotic)"),
-    ("sexual", r"\b(?:explicit sex(?:ual)? (?:scene|content|story)|hardcore porn\w*|pornographic|masturbat\w+|orgasm\w*|blowjob|handjob|genitals|erotic (?:story|roleplay|scene)|sexually explicit)\b"),
+    ("sexual", r"\b(?:explicit sex(?:ual)? (?:scene|content|story)|hardcore porn\w{0,10}|pornographic|masturbat\w{1,10}|orgasm\w{0,5}|blowjob|handjob|genitals|erotic (?:story|roleplay|scene)|sexually explicit)\b"),
     ("hate", r"\b(?:all|those|these|the|most)\s" + _GROUPS + r"\s(?:are|should be|must be|deserve to be|need to be)\s(?:\w{1,20}\s)?(?:vermin|animals|subhuman|parasites|rats|cockroaches|inferior|exterminated|killed|gassed|wiped out|eradicated|a disease|scum|savages)"),
     ("hate", r"\b(?:kill|exterminate|gas|eradicate|wipe out|get rid of)\s(?:all\s)?(?:the\s)?" + _GROUPS + r"\b"),
     ("hate", r"\b" + _GROUPS + r"\s(?:are|is)\s(?:not|less than)\s(?:human|people)\b"),
