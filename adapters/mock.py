@@ -1,0 +1,147 @@
+"""The mock provider: deterministic answers with no network, for demos, tests and `make serve`.
+
+Chat echoes the last user message behind a prefix, embeddings are unit
+vectors seeded by a hash of the input, streams split the echo into words.
+The same body always gives the same bytes (P1 extends to the mock), and the
+usage it reports is counted, not made up, so cost and token headers can be
+tested against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from adapters.base import JSON, ProviderError
+from engine.decision import Candidate
+
+PREFIX = "echo: "
+EMBEDDING_DIM = 256
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """Words and punctuation marks: a stable stand-in for a BPE tokenizer (within ~30% on English)."""
+    return len(_TOKEN.findall(text))
+
+
+def _text(content: Any) -> str:
+    """A message's text, whether a string or a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _digest(body: JSON) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+class MockProvider:
+    """A provider that answers from the request alone. `fail` makes every call raise it (tests)."""
+
+    def __init__(self, name: str, fail: ProviderError | None = None) -> None:
+        self.name = name
+        self.fail = fail
+
+    def _reply(self, body: JSON) -> tuple[list[str], int, str]:
+        """The answer's pieces (one per token-ish word), the prompt's token count and the finish reason."""
+        messages = body.get("messages") or []
+        prompt_tokens = 0
+        last_user = ""
+        for m in messages:
+            if not isinstance(m, dict):
+                continue
+            text = _text(m.get("content"))
+            prompt_tokens += count_tokens(text)
+            if m.get("role") == "user":
+                last_user = text
+        pieces = re.findall(r"\S+\s*", PREFIX + last_user)
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        finish = "stop"
+        if isinstance(limit, int) and limit > 0:
+            kept: list[str] = []
+            used = 0
+            for p in pieces:
+                n = count_tokens(p)
+                if used + n > limit:
+                    finish = "length"
+                    break
+                kept.append(p)
+                used += n
+            pieces = kept
+        return pieces, prompt_tokens, finish
+
+    async def chat(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        if self.fail is not None:
+            raise self.fail
+        pieces, prompt_tokens, finish = self._reply(body)
+        content = "".join(pieces)
+        completion = count_tokens(content)
+        return {
+            "id": f"chatcmpl-mock-{_digest(body)}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", candidate.upstream_model),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": prompt_tokens + completion,
+            },
+        }
+
+    async def chat_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
+        """Role chunk, one chunk per word, the finish chunk, then the usage chunk (as OpenAI does)."""
+        if self.fail is not None:
+            raise self.fail
+        pieces, prompt_tokens, finish = self._reply(body)
+        base = {"id": f"chatcmpl-mock-{_digest(body)}", "object": "chat.completion.chunk", "created": 0,
+                "model": body.get("model", candidate.upstream_model)}
+        yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+        for p in pieces:
+            yield {**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+        yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+        completion = count_tokens("".join(pieces))
+        yield {**base, "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                                                 "total_tokens": prompt_tokens + completion}}
+
+    async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        """Unit vectors seeded by each input's hash: equal inputs embed equally, different ones almost never."""
+        if self.fail is not None:
+            raise self.fail
+        raw = body.get("input", "")
+        inputs = raw if isinstance(raw, list) and not all(isinstance(x, int) for x in raw) else [raw]
+        dim = body.get("dimensions")
+        dim = dim if isinstance(dim, int) and 0 < dim <= 4096 else EMBEDDING_DIM
+        data = []
+        tokens = 0
+        for i, item in enumerate(inputs):
+            text = item if isinstance(item, str) else json.dumps(item)
+            tokens += count_tokens(text) if isinstance(item, str) else len(item) if isinstance(item, list) else 1
+            data.append({"object": "embedding", "index": i, "embedding": unit_vector(text, dim)})
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model", candidate.upstream_model),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    async def aclose(self) -> None:
+        return None
+
+
+def unit_vector(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
+    """A deterministic point on the unit sphere for `text` (Gaussian draws, normalised)."""
+    rng = random.Random(hashlib.sha256(text.encode()).digest())
+    v = [rng.gauss(0.0, 1.0) for _ in range(dim)]
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / norm for x in v]

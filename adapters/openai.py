@@ -1,0 +1,143 @@
+"""The OpenAI wire protocol, for every upstream that speaks it.
+
+OpenAI itself, Azure-style deployments (`header "api-key" env.AZURE_KEY` in the
+provider block and the deployment URL with `?api-version=…` as `base_url`),
+vLLM, Ollama, Groq, Together: the body passes through as the caller sent it
+(already cleaned and with the concrete model), so new OpenAI parameters work
+without a gateway release. Only failures are translated (`adapters/http.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import httpx
+
+from adapters.base import JSON, ProviderError
+from adapters.http import (
+    iter_sse,
+    json_event,
+    loads_object,
+    make_client,
+    malformed,
+    request_timeout,
+    status_error,
+    stream_cut,
+    transport_error,
+)
+from engine.decision import Candidate
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
+def _dumps(body: JSON) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class OpenAIProvider:
+    """One OpenAI-compatible upstream with its pooled keep-alive client."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        sent = {k.lower(): v for k, v in (headers or {}).items()}
+        # An explicit `api-key` header (Azure) replaces the bearer token.
+        if api_key and "authorization" not in sent and "api-key" not in sent:
+            sent["authorization"] = f"Bearer {api_key}"
+        parts = urlsplit(base_url)
+        params = dict(parse_qsl(parts.query))  # Azure's ?api-version=… must ride on every request
+        self._client = make_client(urlunsplit(parts._replace(query="")), sent, timeout_s, params or None, transport)
+        self._default_timeout = self._client.timeout
+
+    async def _post(self, path: str, body: JSON, timeout_s: float | None) -> JSON:
+        try:
+            resp = await self._client.post(
+                path, content=_dumps(body), headers=_JSON_HEADERS,
+                timeout=request_timeout(timeout_s, self._default_timeout),
+            )
+        except httpx.HTTPError as exc:
+            raise transport_error(self.name, exc) from None
+        if resp.status_code >= 400:
+            raise status_error(self.name, resp)
+        return loads_object(self.name, resp.content)
+
+    async def chat(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        """A chat completion; a 200 without `choices` is malformed, whatever else it holds."""
+        data = await self._post("/chat/completions", body, timeout_s)
+        if not isinstance(data.get("choices"), list):
+            raise malformed(self.name, _error_text(data) or "no choices")
+        return data
+
+    async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        data = await self._post("/embeddings", body, timeout_s)
+        if not isinstance(data.get("data"), list):
+            raise malformed(self.name, _error_text(data) or "no data")
+        return data
+
+    async def chat_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
+        """Chunks as upstream sends them, plus the final usage chunk we always ask for.
+
+        `timeout_s` bounds the wait for each piece of the stream (an idle
+        timeout), not the whole stream: a long answer is not a slow one.
+        """
+        options = dict(body.get("stream_options") or {})
+        options["include_usage"] = True
+        payload = {**body, "stream": True, "stream_options": options}
+        request = self._client.build_request(
+            "POST", "/chat/completions", content=_dumps(payload), headers=_JSON_HEADERS,
+            timeout=request_timeout(timeout_s, self._default_timeout),
+        )
+        try:
+            resp = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(self.name, exc) from None
+        try:
+            if resp.status_code >= 400:
+                try:
+                    await resp.aread()
+                except httpx.HTTPError as exc:
+                    raise transport_error(self.name, exc) from None
+                raise status_error(self.name, resp)
+            finished = False
+            try:
+                async for event, data in iter_sse(resp.aiter_lines()):
+                    if data == "[DONE]":
+                        finished = True
+                        break
+                    obj = json_event(self.name, data)
+                    if event == "error" or ("error" in obj and "choices" not in obj):
+                        raise ProviderError(
+                            f"{self.name}: upstream error in stream: {_error_text(obj)}",
+                            status=502, code="upstream_error", retryable=True,
+                        )
+                    for choice in obj.get("choices") or ():
+                        if isinstance(choice, dict) and choice.get("finish_reason"):
+                            finished = True
+                    yield obj
+            except httpx.TimeoutException as exc:
+                raise transport_error(self.name, exc) from None
+            except httpx.HTTPError:
+                raise stream_cut(self.name) from None
+            if not finished:  # ended cleanly but without [DONE] or a finish_reason: cut short
+                raise stream_cut(self.name)
+        finally:
+            await resp.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _error_text(data: JSON) -> str:
+    err = data.get("error")
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("type") or "")[:500]
+    return str(err or "")[:500]

@@ -1,0 +1,6 @@
+"""Shared pytest plugins: each team's fixtures live in their own module, listed here."""
+
+pytest_plugins = [
+    "tests.fixtures_upstream",
+    "tests.fixtures_redis",
+]
