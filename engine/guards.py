@@ -186,7 +186,9 @@ class GuardPipeline:
             return f"The {self.direction} was blocked by the {what} guardrail."
         values = {
             "app": self.app, "detector": rule.name, "types": finding.type,
-            "topic": finding.detail, "category": finding.detail, "direction": self.direction,
+            "topic": finding.detail if rule.name == "topics" else "",
+            "category": finding.detail if rule.name == "output_safety" else "",
+            "direction": self.direction,
         }  # fmt: skip
         try:
             return template.render(values)
