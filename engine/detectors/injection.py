@@ -65,7 +65,10 @@ _AI = r"(?:ai|llm|assistant|language model|chatbot|model|agent|bot|gpt|claude|co
 
 SIGNALS: tuple[tuple[str, str, float], ...] = (  # (category, pattern on folded text, weight)
     ("instruction_override", r"\b" + _OVERRIDE_VERB + _W + _ANY + _QUALIFIER + _W + _ANY + _OBJECT + r"\b", 0.9),
-    ("instruction_override", r"\b(?:new|updated|real|actual|revised|override)\s(?:instructions?|rules|directives?|system prompt|task)\s?:", 0.6),
+    ("instruction_override", r"\b(?:new|updated|real|actual|revised|override)\s(?:instructions?|directives?|system prompt|task)\s?:", 0.6),
+    ("instruction_override", r"\b(?:new|updated|real|actual|revised)\srules\s?:", 0.3),
+    ("instruction_override", r"\b(?:ignore|disregard|forget)\s(?:all\s)?(?:of\s)?(?:the\s)?(?:above|everything\s(?:above|before|prior|so far)|what\s(?:i|you\swere)\s(?:said|told)\s(?:before|earlier|above))(?:\W|$)", 0.7),
+    ("instruction_override", r"\b(?:ignore|disregard)\s(?:the\s)?user'?s?\s(?:request|question|instructions?|query|message)", 0.7),
     ("instruction_override", r"\byour\s(?:new|real|true|actual)\s(?:instructions|role|task|persona|identity|goal|objective|rules|purpose)\b", 0.6),
     ("instruction_override", r"\b(?:instead|rather),?\s(?:you\s(?:must|should|will)|respond|reply|say|output|tell the user|do the following)\b", 0.35),
     ("instruction_override", r"\bthe\s(?:above|previous)\s(?:instructions|rules|prompt)\s(?:are|is|were|was)\s(?:void|cancel+ed|obsolete|outdated|fake|wrong|not valid|invalid|revoked)", 0.8),
@@ -85,10 +88,11 @@ SIGNALS: tuple[tuple[str, str, float], ...] = (  # (category, pattern on folded 
     ("delimiter", r"\[/?inst\]|<<\s?/?sys\s?>>|\[/?system\]", 0.75),
     ("delimiter", r"</?(?:system|instructions?|admin|developer|sys|system_prompt)>", 0.6),
     ("delimiter", r"(?m)^\W{0,6}#{1,4}\s?(?:system|new instructions?|admin|developer)(?:\s(?:prompt|message|override|instructions?))?\s?#{0,4}:?\s*$", 0.6),
-    ("delimiter", r"(?m)^\s{0,4}(?:system|developer)\s?:\s?\S", 0.5),
+    ("delimiter", r"(?m)^\s{0,4}(?:system|developer)\s?:\s?\S", 0.4),
     ("delimiter", r"\b(?:end of (?:user |the )?(?:input|prompt|document|context|instructions|conversation)|begin (?:new |real |actual )?(?:system )?instructions)\b", 0.45),
     ("exfiltration", r"!\[[^\]\n]{0,100}\]\(\s?https?://[^)\s]{1,300}[?&][^)\s]{0,300}(?:\{|\$|%7b|data|secret|password|history|conversation|prompt|key|token|b[a4]s[e3]64|q=|d=)", 0.85),
     ("exfiltration", r"\b(?:send|post|upload|forward|transmit|exfiltrate|email|e-mail|submit|leak|append|encode|attach|include|embed)\b\W{1,3}(?:[\w'-]{1,20}\W{1,3}){0,5}?" + _DATA + r"\b(?:[\w'-]{1,20}\W{1,3}){0,6}?\s?(?:to|into|in|at|as)\s(?:(?:the|this|a|my)\s)?(?:url|link|endpoint|webhook|server|address|image|query|https?://|\S{1,64}@\S{1,64}\.\w{2,})", 0.8),
+    ("exfiltration", r"\b(?:append|add|attach|include|put|encode)\s(?:it|them|this|that|the\s(?:summary|result|answer|data|output))\s(?:to|in|into|as)\s(?:the\s|a\s)?(?:url|link|query|parameter|https?://)", 0.7),
     ("exfiltration", r"\b(?:visit|fetch|open|load|call|request|navigate to|browse to|curl|render|display|output)\s(?:[\w'-]{1,20}\s){0,4}?\W{0,3}https?://\S{1,200}?[?&][\w-]{1,20}=(?:\{|\[|<|\$|%7b)", 0.8),
     ("indirect", r"\b(?:note|message|instructions?|attention|important|directive)\s(?:to|for)\s(?:the\s|any\s|all\s)?" + _AI + r"s?\b", 0.6),
     ("indirect", r"\bif\syou\s(?:are|'re)\s(?:an?\s)?(?:ai|llm|large language model|language model|assistant|chatbot|gpt|claude|agent|automated)\b", 0.6),
@@ -102,7 +106,7 @@ _DISCUSSION = re2.compile(
     r"|(?:what|how) (?:is|are|does|do|can|would|should)\b[^.?!\n]{0,60}(?:detect|prevent|defend"
     r"|mitigate|protect|stop|block|filter|avoid|handle|classif)|red[\s-]?team|security (?:training"
     r"|research|awareness|review)|(?:an?|the) example of|for example,? (?:an? )?attacker|classifier"
-    r"|attackers?|malicious (?:users?|prompts?|inputs?))"
+    r"|attackers? (?:use|try|could|can|might|send|write)|malicious (?:users?|prompts?|inputs?))"
 )
 _QUOTES = "\"'`“”‘’«»"
 _ENCODED = re2.compile(r"[A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_-]{24,}|(?:[0-9a-fA-F]{2}[ :]?){16,}")

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 
 # Leetspeak and ASCII look-alikes folded to letters (lower-case output).
-_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "$": "s"}
 _ASCII_TABLE = bytes.maketrans(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "".join(_LEET).encode(),
     b"abcdefghijklmnopqrstuvwxyz" + "".join(_LEET.values()).encode(),

@@ -32,6 +32,7 @@ _PHONE_CONTEXT = re2.compile(
     r"(?i)(?:phone|tel|mobile|cell|call|text|whatsapp|fax|contact|number|reach|ring|sms)"
 )
 _SSN_SHAPE = re2.compile(r"^\d{3}-\d{2}-\d{4}$")
+_US_SHAPE = re2.compile(r"^\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
 _DATE_LIKE = re2.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
 
 
@@ -58,9 +59,11 @@ def _phone(text: str, m: re2._Match) -> tuple[int, int] | None:
         except phonenumbers.NumberParseException:
             return None
         return (start, end) if phonenumbers.is_valid_number(number) else None
-    formatted = any(c in raw for c in " -.()")
-    if not formatted and _PHONE_CONTEXT.search(text, max(0, start - 40), start) is None:
-        return None  # bare digit runs are order numbers and ids unless named a phone
+    # national numbers without a `+`: trust the shape only when it looks like a phone
+    # number (trunk prefix 0, area code in parentheses, US 3-3-4); else ask for context
+    shaped = digits >= 9 and (raw[0] in "0(" or _US_SHAPE.match(raw) is not None)
+    if not shaped and _PHONE_CONTEXT.search(text, max(0, start - 40), start) is None:
+        return None  # bare digit runs are order numbers, ZIP codes and ids
     for region in PHONE_REGIONS:
         try:
             number = phonenumbers.parse(raw, region)

@@ -101,7 +101,7 @@ def _high_entropy(text: str, m: re2._Match) -> tuple[int, int] | None:
 
 
 _ASSIGN = r"""["']?\s{0,8}(?:=|:=|=>|:|\s{1,4}is\s{0,4}:?)\s{0,8}(["'`]?)"""
-_PASSWORD_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:password|passwd|passphrase|pwd|secret|token)[A-Za-z0-9_]{0,20}"
+_PASSWORD_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:(?:password|passwd|passphrase|pwd|secret|token)[A-Za-z0-9_]{0,20}|pass\b)"
 _KEY_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?key|signing[_-]?key|encryption[_-]?key|credentials?|auth)[A-Za-z0-9_]{0,20}"
 
 RULES: tuple[tuple[Rule, int], ...] = (  # (rule, priority: specific vendor formats first)
@@ -119,7 +119,7 @@ RULES: tuple[tuple[Rule, int], ...] = (  # (rule, priority: specific vendor form
     (Rule("jwt", _B + r"(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})", _jwt, width=_JWT_MAX), 9),
     (Rule("url_credentials", r"(?i:[a-z][a-z0-9+.-]{1,20})://[^\s:/@\"'<>]{1,64}:([^\s@/\"'<>]{3,128})@[A-Za-z0-9.-]{1,253}", _value()), 7),
     (Rule("url_credentials", r"(?i:(?:user id|uid|user|username)\s{0,8}=\s{0,8}[^;\"']{1,64};\s{0,8}(?:password|pwd)\s{0,8}=\s{0,8})([^;\"'\s]{3,128})", _value()), 7),
-    (Rule("azure_storage_key", r"(?i:AccountKey|azure[A-Za-z_ ]{0,30}key[\"']?\s{0,8}[:=])\s{0,8}[\"']?([A-Za-z0-9+/]{86}==)", _value(min_entropy=4.0)), 9),
+    (Rule("azure_storage_key", r"(?i:AccountKey\s{0,8}=|azure[A-Za-z_ ]{0,30}key[\"']?\s{0,8}[:=])\s{0,8}[\"']?([A-Za-z0-9+/]{86}==)", _value(min_entropy=4.0)), 9),
     (Rule("twilio_key", _B + r"(SK[0-9a-f]{32})" + _E, _value(min_entropy=3.0)), 9),
     (Rule("twilio_key", r"(?i:twilio.{0,30}?(?:auth|token|secret).{0,10}?)[\"']?\s{0,8}[:=]?\s{0,8}[\"']?([0-9a-f]{32})" + _E, _value(min_entropy=3.0)), 9),
     (Rule("sendgrid_key", _B + r"(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})" + r"(?:[^A-Za-z0-9_-]|$)", _value()), 9),
