@@ -302,7 +302,8 @@ def main() -> None:
     ap.add_argument("--fd", type=int)
     ap.add_argument("--port", type=int, default=9999)
     args = ap.parse_args()
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, http="httptools")
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, http="httptools",
+                            timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     if args.fd is not None:
         sock = socket.socket(fileno=args.fd)
