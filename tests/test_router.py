@@ -196,7 +196,7 @@ def test_p8_only_retryable_failures_retry_or_fall_back(plan: list[tuple[int, lis
         for _ in range(retries + 1):
             s = queue.pop(0) if queue else 200
             expected.append((f"p/m{i}", s))
-            if s == 200 or s not in (408, 429) and s < 500:
+            if s == 200 or (s not in (408, 429) and s < 500):
                 outcome = "ok" if s == 200 else "client_error"
                 break
         if outcome != "unavailable":

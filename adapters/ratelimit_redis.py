@@ -1,0 +1,79 @@
+"""The sliding-log rate limiter in Redis, shared exactly by every gateway process (P9).
+
+Each bucket is a sorted set of admitted requests scored by admission time.
+One Lua script trims the window, counts, and admits or refuses, atomically:
+Redis runs a script to completion before any other command, so two gateways
+can never both see "limit - 1" and both admit (no read-then-write race).
+
+Time comes from the Redis server (`TIME` inside the script), not from the
+gateways: several machines' clocks may disagree by more than a request's
+spacing, and a skewed gateway would then evict entries too early (admitting
+too many) or too late (refusing what the limit admits). With one clock for
+every caller the window is the same for all, so P9 holds across servers.
+Scripts that call `TIME` are safe since Redis 5 (effects replication; the
+only mode from Redis 7). Tests may pass `now` explicitly to drive the clock.
+
+Semantics match `MemoryRateLimiter` exactly: an entry at `now - period` has
+left the window; a refusal returns how long until the oldest entry leaves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from typing import Any
+
+from redis.asyncio import Redis
+
+# KEYS[1] bucket; ARGV: limit, period (µs), unique member suffix, now (µs, or "" for server time)
+_SCRIPT = """
+local now
+local stamp
+if ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+  stamp = ARGV[4]
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  stamp = t[1] .. string.format('%06d', tonumber(t[2]))
+end
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local edge = now - period
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', edge)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, stamp .. '-' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000) + 1000)
+  return -1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait = tonumber(oldest[2]) - edge
+if wait < 1000 then wait = 1000 end
+return wait
+"""
+
+
+class RedisRateLimiter:
+    """`RateLimiter` over one Redis (or a cluster: one key per call, so any slot works)."""
+
+    def __init__(self, url: str, *, prefix: str = "ghat:rl:", client: Redis | None = None) -> None:
+        self._redis: Redis = client if client is not None else Redis.from_url(url)
+        self._script: Any = self._redis.register_script(_SCRIPT)
+        self._prefix = prefix
+        # Members must be unique across every process admitting in the same microsecond.
+        self._origin = f"{os.getpid():x}{secrets.token_hex(4)}"
+        self._seq = itertools.count()
+
+    async def acquire(self, key: str, limit: int, period_s: float, now: float | None = None) -> float | None:
+        """Admit one request: None if admitted, else seconds until one would be (server clock)."""
+        if limit <= 0:
+            return period_s
+        member = f"{self._origin}.{next(self._seq)}"
+        stamp = "" if now is None else str(round(now * 1_000_000))
+        wait = int(await self._script(keys=[self._prefix + key],
+                                      args=[limit, round(period_s * 1_000_000), member, stamp]))
+        return None if wait < 0 else wait / 1_000_000
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
