@@ -24,6 +24,7 @@ from dsl import ast
 from dsl.catalog import PII_DEFAULT_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
 from engine.detectors.patterns import PatternSet, Rule, drop_overlaps
+from engine.detectors.placeholders import strip_tags
 from engine.detectors.registry import register
 
 # National formats are tried in these regions when a number has no `+` prefix.
@@ -62,7 +63,7 @@ def _phone(text: str, m: re2._Match) -> tuple[int, int] | None:
     # national numbers without a `+`: trust the shape only when it looks like a phone
     # number (trunk prefix 0, area code in parentheses, US 3-3-4); else ask for context
     shaped = digits >= 9 and (raw[0] in "0(" or _US_SHAPE.match(raw) is not None)
-    if not shaped and _PHONE_CONTEXT.search(text, max(0, start - 40), start) is None:
+    if not shaped and _PHONE_CONTEXT.search(strip_tags(text[max(0, start - 40) : start])) is None:
         return None  # bare digit runs are order numbers, ZIP codes and ids
     for region in PHONE_REGIONS:
         try:
@@ -179,14 +180,14 @@ _STREET_SUFFIX = (
 )
 
 RULES: tuple[tuple[Rule, int], ...] = (
-    (Rule("email", r"([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})(?:[^A-Za-z0-9.-]|\.(?:[^A-Za-z0-9]|$)|$)", _email), 9),
-    (Rule("credit_card", r"(?:^|[^0-9A-Za-z_.-])((?:\d[ -]?){12,18}\d)(?:[^0-9A-Za-z_-]|$)", _card), 8),
-    (Rule("iban", r"(?:^|[^A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?:[^A-Za-z0-9]|$)", _iban), 8),
-    (Rule("us_ssn", r"(?:^|[^0-9A-Za-z-])(\d{3}-\d{2}-\d{4})(?:[^0-9A-Za-z-]|$)", _ssn), 7),
-    (Rule("us_ssn", r"(?i:ssn|social security(?: number| no\.?)?|ss#)[^0-9\n]{0,20}(\d{3}[ .-]?\d{2}[ .-]?\d{4})(?:[^0-9]|$)", _ssn), 7),
-    (Rule("phone", r"(?:^|[^0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})(?:[^0-9A-Za-z_]|$)", _phone), 5),
-    (Rule("ip_address", r"(?:^|[^0-9A-Za-z.])((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?:[^0-9A-Za-z.]|\.(?:[^0-9]|$)|$)", _ipv4), 6),
-    (Rule("ip_address", r"(?:^|[^0-9A-Za-z:])((?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,7}|[0-9A-Fa-f]{1,4}))(?:[^0-9A-Za-z:]|$)", _ipv6), 6),
+    (Rule("email", r"([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})(?:[^\[A-Za-z0-9.-]|\.(?:[^\[A-Za-z0-9]|$)|$)", _email), 9),
+    (Rule("credit_card", r"(?:^|[^\]0-9A-Za-z_.-])((?:\d[ -]?){12,18}\d)(?:[^\[0-9A-Za-z_-]|$)", _card), 8),
+    (Rule("iban", r"(?:^|[^\]A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?:[^\[A-Za-z0-9]|$)", _iban), 8),
+    (Rule("us_ssn", r"(?:^|[^\]0-9A-Za-z-])(\d{3}-\d{2}-\d{4})(?:[^\[0-9A-Za-z-]|$)", _ssn), 7),
+    (Rule("us_ssn", r"(?i:ssn|social security(?: number| no\.?)?|ss#)[^0-9\n]{0,20}(\d{3}[ .-]?\d{2}[ .-]?\d{4})(?:[^\[0-9]|$)", _ssn), 7),
+    (Rule("phone", r"(?:^|[^\]0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})(?:[^\[0-9A-Za-z_]|$)", _phone), 5),
+    (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z.])((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?:[^\[0-9A-Za-z.]|\.(?:[^\[0-9]|$)|$)", _ipv4), 6),
+    (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z:])((?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,7}|[0-9A-Fa-f]{1,4}))(?:[^\[0-9A-Za-z:]|$)", _ipv6), 6),
     (Rule("date_of_birth", r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on| in)?)\b[\s:,-]{0,4}(?:is\s|was\s|on\s|:\s?)?)(?i:(" + _DATE + r"))", None), 6),
     (Rule("street_address", r"\b(\d{1,6}[A-Za-z]?\s(?:[A-Z][a-z]{1,20}\s){1,4}(?i:" + _STREET_SUFFIX + r")\.?(?:,?\s(?i:apt|suite|unit|#)\.?\s?[0-9A-Za-z-]{1,6})?(?:,\s[A-Z][a-z]{2,20}(?:\s[A-Z][a-z]{2,20})?(?:,\s[A-Z]{2}(?:\s\d{5}(?:-\d{4})?)?)?)?)\b", None), 6),
     (Rule("person", r"(?:(?i:my name is|i am called|name:|dear|signed,|regards,|sincerely,)\s{1,3}|\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s)([A-Z][a-z]{1,20}(?:[\s-][A-Z][a-z]{1,20}){0,2})|\b(([A-Z][a-z]{1,20})\s(?:[A-Z]\.\s)?([A-Z][a-z]{1,20}))\b", _person), 4),

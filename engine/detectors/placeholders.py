@@ -30,6 +30,8 @@ _REFERENCE = re2.compile(
     r"^(?:\$\{?[A-Za-z_]|\{\{|\{%|%\(|%s$|env\.|os\.(?:environ|getenv)|process\.env|"
     r"getenv|secrets\.|vault:|ENC\[|\[REDACTED|[A-Z]+_\d+\]$|\$\(|<%|@\{|!Ref|!Sub)"
 )
+# ghat's own placeholders: a redacted text must not be redacted again (P5).
+_OUR_TAG = re2.compile(r"\[[A-Z0-9_]+_[0-9]+\]")
 # A run of mask characters (sk-xxxxxxxx…, ********, 00000000).
 _RUN = re2.compile(r"x{5,}|\*{4,}|#{4,}|\.{4,}|0{8,}|-{5,}|_{5,}|X{5,}")
 
@@ -45,7 +47,7 @@ def example_keys() -> frozenset[str]:
 
 def is_placeholder(value: str) -> bool:
     """True when `value` stands in for a secret rather than being one."""
-    if value in example_keys():
+    if value in example_keys() or _OUR_TAG.search(value) is not None:
         return True
     low = value.lower()
     if low in _WORDS or len(set(low)) <= 2:
@@ -55,3 +57,8 @@ def is_placeholder(value: str) -> bool:
     if _REFERENCE.search(value) is not None:
         return True
     return _RUN.search(value) is not None
+
+
+def strip_tags(text: str) -> str:
+    """`text` without ghat placeholders, so `[PHONE_1]` is not read as context."""
+    return str(_OUR_TAG.sub("", text)) if "[" in text else text

@@ -21,8 +21,8 @@ from engine.detectors.patterns import Confirm, PatternSet, Rule, drop_overlaps, 
 from engine.detectors.placeholders import is_placeholder
 from engine.detectors.registry import register
 
-_B = r"(?:^|[^A-Za-z0-9_])"  # a left boundary RE2 can express without lookbehind
-_E = r"(?:[^A-Za-z0-9_]|$)"  # and a right one
+_B = r"(?:^|[^\]A-Za-z0-9_])"  # a left boundary RE2 can express without lookbehind
+_E = r"(?:[^\[A-Za-z0-9_]|$)"  # and a right one
 
 
 def _value(group: int = 1, min_entropy: float = 0.0) -> Confirm:
@@ -61,12 +61,13 @@ _PEM_BODY = re2.compile(r"(?:[A-Za-z0-9+/=\s:,.]|-[A-Za-z0-9])*")
 def _pem(text: str, m: re2._Match) -> tuple[int, int] | None:
     """The whole block up to its END line; a truncated block up to where its body stops."""
     start = m.start()
-    limit = min(len(text), start + _PEM_MAX)
-    end = _PEM_END.search(text, m.end(), limit)
+    # search a bounded slice: the RE2 binding converts the whole string on every call
+    rest = text[m.end() : start + _PEM_MAX]
+    end = _PEM_END.search(rest)
     if end is not None:
-        return start, end.end()
-    body = _PEM_BODY.match(text, m.end(), limit)
-    return start, body.end() if body is not None else m.end()
+        return start, m.end() + end.end()
+    body = _PEM_BODY.match(rest)
+    return start, m.end() + (body.end() if body is not None else 0)
 
 
 _JWT_MAX = 8192  # longer tokens are still reported; streams hold back this much
@@ -106,15 +107,15 @@ _KEY_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:api[_-]?key|apikey|access[_-]?key|privat
 
 RULES: tuple[tuple[Rule, int], ...] = (  # (rule, priority: specific vendor formats first)
     (Rule("aws_access_key_id", _B + r"((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})" + _E, _value()), 9),
-    (Rule("aws_secret_access_key", r"(?i:aws.{0,20}?secret.{0,20}?|secret.?access.?key)[\"']?\s{0,8}(?:=|:|=>)\s{0,8}[\"']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)", _value(min_entropy=3.5)), 9),
+    (Rule("aws_secret_access_key", r"(?i:aws.{0,20}?secret.{0,20}?|secret.?access.?key)[\"']?\s{0,8}(?:=|:|=>)\s{0,8}[\"']?([A-Za-z0-9/+]{40})(?:[^\[A-Za-z0-9/+=]|$)", _value(min_entropy=3.5)), 9),
     (Rule("github_token", _B + r"((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})" + _E, _value()), 9),
-    (Rule("gitlab_token", _B + r"((?:glpat|gldt|glrt|glptt|glcbt|glimt|gloas|glsoat|glffct|glagent)-[A-Za-z0-9_-]{20,64}(?:\.[0-9a-z]{2}\.[a-z0-9]{8,12})?)" + r"(?:[^A-Za-z0-9_-]|$)", _value()), 9),
+    (Rule("gitlab_token", _B + r"((?:glpat|gldt|glrt|glptt|glcbt|glimt|gloas|glsoat|glffct|glagent)-[A-Za-z0-9_-]{20,64}(?:\.[0-9a-z]{2}\.[a-z0-9]{8,12})?)" + r"(?:[^\[A-Za-z0-9_-]|$)", _value()), 9),
     (Rule("slack_token", _B + r"(xox[abposre]-[0-9]{6,14}-[A-Za-z0-9-]{8,120}|xapp-[0-9]-[A-Z0-9]{8,14}-[0-9]{8,14}-[a-z0-9]{32,80})", _value()), 9),
     (Rule("slack_webhook", r"(https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]{6,12}/[A-Z0-9]{6,14}/[A-Za-z0-9]{16,40})", _value()), 9),
     (Rule("stripe_key", _B + r"((?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{16,128})" + _E, _value()), 9),
     (Rule("anthropic_key", _B + r"(sk-ant-(?:api|admin|oat|sid)[0-9]{2}-[A-Za-z0-9_-]{32,120})", _value()), 9),
-    (Rule("openai_key", _B + r"(sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,200}T3BlbkFJ[A-Za-z0-9_-]{16,200}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}|sk-[A-Za-z0-9]{48})" + r"(?:[^A-Za-z0-9_-]|$)", _value(min_entropy=3.5)), 8),
-    (Rule("google_api_key", _B + r"(AIza[0-9A-Za-z_-]{35})" + r"(?:[^0-9A-Za-z_-]|$)", _value()), 9),
+    (Rule("openai_key", _B + r"(sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,200}T3BlbkFJ[A-Za-z0-9_-]{16,200}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}|sk-[A-Za-z0-9]{48})" + r"(?:[^\[A-Za-z0-9_-]|$)", _value(min_entropy=3.5)), 8),
+    (Rule("google_api_key", _B + r"(AIza[0-9A-Za-z_-]{35})" + r"(?:[^\[0-9A-Za-z_-]|$)", _value()), 9),
     (Rule("private_key", r"-----BEGIN[A-Z0-9 ]{0,24} PRIVATE KEY(?: BLOCK)?-----", _pem, width=_PEM_MAX), 10),
     (Rule("jwt", _B + r"(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})", _jwt, width=_JWT_MAX), 9),
     (Rule("url_credentials", r"(?i:[a-z][a-z0-9+.-]{1,20})://[^\s:/@\"'<>]{1,64}:([^\s@/\"'<>]{3,128})@[A-Za-z0-9.-]{1,253}", _value()), 7),
@@ -122,7 +123,7 @@ RULES: tuple[tuple[Rule, int], ...] = (  # (rule, priority: specific vendor form
     (Rule("azure_storage_key", r"(?i:AccountKey\s{0,8}=|azure[A-Za-z_ ]{0,30}key[\"']?\s{0,8}[:=])\s{0,8}[\"']?([A-Za-z0-9+/]{86}==)", _value(min_entropy=4.0)), 9),
     (Rule("twilio_key", _B + r"(SK[0-9a-f]{32})" + _E, _value(min_entropy=3.0)), 9),
     (Rule("twilio_key", r"(?i:twilio.{0,30}?(?:auth|token|secret).{0,10}?)[\"']?\s{0,8}[:=]?\s{0,8}[\"']?([0-9a-f]{32})" + _E, _value(min_entropy=3.0)), 9),
-    (Rule("sendgrid_key", _B + r"(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})" + r"(?:[^A-Za-z0-9_-]|$)", _value()), 9),
+    (Rule("sendgrid_key", _B + r"(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})" + r"(?:[^\[A-Za-z0-9_-]|$)", _value()), 9),
     (Rule("npm_token", _B + r"(npm_[A-Za-z0-9]{36})" + _E, _value()), 9),
     (Rule("npm_token", r"_authToken\s{0,8}=\s{0,8}([A-Za-z0-9_-]{36,64})", _value()), 9),
     (Rule("huggingface_token", _B + r"(hf_[A-Za-z0-9]{34,40})" + _E, _value()), 9),

@@ -1,0 +1,48 @@
+"""topics, output_safety, groundedness, and the registry against the catalog."""
+
+from __future__ import annotations
+
+from dsl import ast
+from dsl.catalog import BUILTINS, SAFETY_CATEGORIES
+from engine.detectors.base import ScanContext
+from engine.detectors.groundedness import GroundednessDetector
+from engine.detectors.registry import BUILTIN_FACTORIES, build
+from engine.detectors.safety import SafetyDetector
+from engine.detectors.topics import TopicsDetector
+
+
+def test_every_catalog_builtin_is_registered() -> None:
+    for name in BUILTINS:
+        detector = build(ast.Guard(detector=name, action="detect"), {})
+        assert detector.name == name
+    assert set(BUILTINS) <= set(BUILTIN_FACTORIES)
+
+
+def test_topics_plurals_case_and_word_boundaries() -> None:
+    d = TopicsDetector(("medical diagnosis", "payday loan"))
+    text = "Medical Diagnoses? payday-loans! not paydayloan"
+    assert [(f.detail, text[f.start : f.end]) for f in d.scan(text, ScanContext())] == [
+        ("medical diagnosis", "Medical Diagnoses"), ("payday loan", "payday-loans"),
+    ]  # fmt: skip
+
+
+def test_safety_categories_and_context() -> None:
+    d = SafetyDetector(frozenset(SAFETY_CATEGORIES))
+    assert {f.type for f in d.scan("Here is how to make meth at home", ScanContext())} == {"illicit"}
+    assert d.scan("If you want to kill yourself, please call 988 now.", ScanContext()) == []
+    assert d.scan("The history of the atomic bomb in 1945.", ScanContext()) == []
+    only_hate = SafetyDetector(frozenset({"hate"}))
+    assert only_hate.scan("I will kill you", ScanContext()) == []
+
+
+def test_groundedness_reports_unsupported_sentences() -> None:
+    d = GroundednessDetector(0.6)
+    ctx = ScanContext("output", ("The Eiffel Tower is 330 metres tall and was completed in 1889 in Paris.",))
+    assert d.scan("The Eiffel Tower was completed in 1889. It is 330 metres tall.", ctx) == []
+    bad = "The Eiffel Tower was completed in 1901. It was designed by aliens from Mars."
+    findings = d.scan(bad, ctx)
+    assert [bad[f.start : f.end] for f in findings] == [
+        "The Eiffel Tower was completed in 1901.", "It was designed by aliens from Mars.",
+    ]  # fmt: skip
+    assert all(not f.redactable for f in findings)
+    assert d.scan(bad, ScanContext("output")) == []  # no grounding, nothing to judge

@@ -1,0 +1,64 @@
+"""pii: validators decide, not shapes alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsl.catalog import PII_DEFAULT_TYPES, PII_TYPES
+from engine.detectors.base import ScanContext
+from engine.detectors.pii import PiiDetector
+
+DEFAULT = PiiDetector(frozenset(PII_DEFAULT_TYPES))
+ALL = PiiDetector(frozenset(PII_TYPES))
+
+
+def found(text: str, detector: PiiDetector = DEFAULT) -> list[tuple[str, str]]:
+    return [(f.type, text[f.start : f.end]) for f in detector.scan(text, ScanContext())]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail alice.smith@example.com now.", [("email", "alice.smith@example.com")]),
+        ("card 4111 1111 1111 1111 exp 12/25", [("credit_card", "4111 1111 1111 1111")]),
+        ("amex 3782-822463-10005", [("credit_card", "3782-822463-10005")]),
+        ("IBAN DE89 3704 0044 0532 0130 00 AND more", [("iban", "DE89 3704 0044 0532 0130 00")]),
+        ("SSN 123-45-6789", [("us_ssn", "123-45-6789")]),
+        ("call (415) 555-2671 or +44 20 7946 0958", [("phone", "(415) 555-2671"), ("phone", "+44 20 7946 0958")]),
+        ("from 192.168.1.20 and 2001:db8::1", [("ip_address", "192.168.1.20"), ("ip_address", "2001:db8::1")]),
+        ("Straße: jürgen@müller.de", []),  # IDN domains are not matched (documented)
+    ],
+)
+def test_structured_types(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112",  # Luhn fails
+        "IBAN DE00 3704 0044 0532 0130 00",  # mod-97 fails
+        "SSN 666-12-3456 or 900-12-3456 or 123-00-4567",  # invalid areas and groups
+        "request 550e8400-e29b-41d4-a716-446655440000",
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+        "order 1234567890 shipped 2024-01-15",
+        "version v1.2.3.4, build 10.0.19041.1, loopback 127.0.0.1",
+        "git@github.com:acme/repo.git",
+        "ZIP 94103-1234, ports 8000-8999",
+    ],
+)
+def test_hard_negatives(text: str) -> None:
+    assert found(text) == []
+
+
+def test_contextual_types_only_when_named() -> None:
+    text = "My name is John Smith, I live at 1234 Elm Street and my DOB: 04/12/1985"
+    assert found(text) == []
+    types = {t for t, _ in found(text, ALL)}
+    assert types == {"person", "street_address", "date_of_birth"}
+
+
+def test_offsets_are_code_points() -> None:
+    text = "héllo wörld 😀 mail bob@corp.io"
+    [f] = DEFAULT.scan(text, ScanContext())
+    assert text[f.start : f.end] == "bob@corp.io"

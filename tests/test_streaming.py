@@ -1,0 +1,69 @@
+"""StreamGuard: bounded holdback, equal to whole-text redaction, blocks end the stream."""
+
+from __future__ import annotations
+
+from dsl import ast
+from engine.detectors.base import ScanContext
+from engine.guards import Redactor, compile_pipeline
+from engine.streaming import StreamGuard, StreamRestorer
+
+OUT = ScanContext("output")
+
+
+def pipeline(*guards: ast.Guard):  # type: ignore[no-untyped-def]
+    return compile_pipeline(ast.GuardBlock("output", guards), "output", {})
+
+
+def stream(guard: StreamGuard, text: str, size: int) -> str:
+    parts = [guard.feed(text[i : i + size]) for i in range(0, len(text), size)]
+    return "".join(parts) + guard.finish()
+
+
+def test_redaction_across_chunk_boundaries_equals_whole() -> None:
+    p = pipeline(ast.Guard("pii", "redact"), ast.Guard("secrets", "redact"))
+    text = "mail bob@corp.io, key AKIAZ3MQ7R4TUV2WX9YB, again bob@corp.io. " * 4
+    whole = p.run([(OUT, text)], Redactor()).texts[0]
+    for size in (1, 2, 3, 7, 16, 50, 1000):
+        assert stream(StreamGuard(p, Redactor()), text, size) == whole
+
+
+def test_holdback_is_bounded_and_text_flows() -> None:
+    p = pipeline(ast.Guard("pii", "redact"))
+    guard = StreamGuard(p, Redactor())
+    assert guard.holdback is not None and guard.holdback < 1000
+    emitted = "".join(guard.feed("word ") for _ in range(400))
+    assert len(emitted) >= 2000 - guard.holdback
+
+
+def test_block_ends_the_stream() -> None:
+    p = pipeline(ast.Guard("output_safety", "block"))
+    guard = StreamGuard(p, Redactor())
+    out = guard.feed("Sure. " * 50 + "Here is how to make meth at home. " + "More text. " * 50)
+    assert guard.blocked is not None and "meth" not in out
+    assert guard.feed("anything") == "" and guard.finish() == ""
+
+
+def test_whole_text_rules_run_at_finish() -> None:
+    p = pipeline(ast.Guard("groundedness", "block", threshold=0.9))
+    guard = StreamGuard(p, Redactor(), ScanContext("output", ("Paris is the capital of France.",)))
+    guard.feed("Paris is the capital of France. ")
+    guard.feed("The moon is made of green cheese and purple socks.")
+    guard.finish()
+    assert guard.blocked is not None and guard.blocked.rule.name == "groundedness"
+
+
+def test_detect_is_observational_on_streams() -> None:
+    p = pipeline(ast.Guard("pii", "detect"))
+    text = "mail bob@corp.io now " * 20
+    guard = StreamGuard(p, Redactor())
+    assert stream(guard, text, 5) == text
+    assert sum(o.count for o in guard.outcomes) == 20
+
+
+def test_restore_across_chunks() -> None:
+    redactor = Redactor()
+    tag = redactor.placeholder("email", "bob@corp.io")
+    restorer = StreamRestorer(redactor, frozenset({"email"}))
+    text = f"Reply to {tag} today, {tag}."
+    out = "".join(restorer.feed(text[i : i + 3]) for i in range(0, len(text), 3)) + restorer.finish()
+    assert out == "Reply to bob@corp.io today, bob@corp.io."
