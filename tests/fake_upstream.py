@@ -78,7 +78,9 @@ def _prompt_words(body: dict[str, Any]) -> int:
     for m in body.get("messages") or []:
         if isinstance(m, dict):
             c = m.get("content")
-            n += len(_words(c if isinstance(c, str) else json.dumps(c)))
+            if isinstance(c, list):  # content parts or blocks: count their text
+                c = " ".join(str(p.get("text", "")) for p in c if isinstance(p, dict))
+            n += len(_words(str(c or "")))
     return n
 
 
