@@ -109,7 +109,12 @@ _DISCUSSION = re2.compile(
     r"|attackers? (?:use|try|could|can|might|send|write)|malicious (?:users?|prompts?|inputs?))"
 )
 _QUOTES = "\"'`“”‘’«»"
-_ENCODED = re2.compile(r"[A-Za-z0-9+/]{24,}={0,2}|[A-Za-z0-9_-]{24,}|(?:[0-9a-fA-F]{2}[ :]?){16,}")
+_ENCODED = re2.compile(r"[A-Za-z0-9+/_=-]{24,}")  # base64 (either alphabet) or hex; _decode decides
+# One DFA pass says whether any long unbroken run exists (UUIDs, with dashes every
+# few characters, do not qualify); only then are the runs located and decoded.
+_ENCODED_ANY = re2.Set.SearchSet()
+_ENCODED_ANY.Add(r"[A-Za-z0-9+/=_]{24}")
+_ENCODED_ANY.Compile()
 _MAX_DECODE = 4096
 
 
@@ -152,8 +157,8 @@ class InjectionDetector:
         """(start, end, category, weight) of every signal, in original offsets."""
         folded = fold(text)
         hits = self._signals(folded)
-        if len(text) >= 24:
-            for m in _ENCODED.finditer(text, 0, len(text)):
+        if len(text) >= 24 and _ENCODED_ANY.Match(text):
+            for m in _ENCODED.finditer(text):
                 decoded = _decode(m.group()[:_MAX_DECODE])
                 if decoded is not None:
                     for _s, _e, category, weight in self._signals(fold(decoded)):

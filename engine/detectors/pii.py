@@ -187,7 +187,7 @@ RULES: tuple[tuple[Rule, int], ...] = (
     (Rule("us_ssn", r"(?i:ssn|social security(?: number| no\.?)?|ss#)[^0-9\n]{0,20}(\d{3}[ .-]?\d{2}[ .-]?\d{4})(?:[^\[0-9]|$)", _ssn), 7),
     (Rule("phone", r"(?:^|[^\]0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})(?:[^\[0-9A-Za-z_]|$)", _phone), 5),
     (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z.])((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?:[^\[0-9A-Za-z.]|\.(?:[^\[0-9]|$)|$)", _ipv4), 6),
-    (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z:])((?:[0-9A-Fa-f]{1,4}:){1,7}(?::|(?::[0-9A-Fa-f]{1,4}){1,7}|[0-9A-Fa-f]{1,4}))(?:[^\[0-9A-Za-z:]|$)", _ipv6), 6),
+    (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?:[^\[0-9A-Za-z:]|$)", _ipv6), 6),
     (Rule("date_of_birth", r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on| in)?)\b[\s:,-]{0,4}(?:is\s|was\s|on\s|:\s?)?)(?i:(" + _DATE + r"))", None), 6),
     (Rule("street_address", r"\b(\d{1,6}[A-Za-z]?\s(?:[A-Z][a-z]{1,20}\s){1,4}(?i:" + _STREET_SUFFIX + r")\.?(?:,?\s(?i:apt|suite|unit|#)\.?\s?[0-9A-Za-z-]{1,6})?(?:,\s[A-Z][a-z]{2,20}(?:\s[A-Z][a-z]{2,20})?(?:,\s[A-Z]{2}(?:\s\d{5}(?:-\d{4})?)?)?)?)\b", None), 6),
     (Rule("person", r"(?:(?i:my name is|i am called|name:|dear|signed,|regards,|sincerely,)\s{1,3}|\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s)([A-Z][a-z]{1,20}(?:[\s-][A-Z][a-z]{1,20}){0,2})|\b(([A-Z][a-z]{1,20})\s(?:[A-Z]\.\s)?([A-Z][a-z]{1,20}))\b", _person), 4),

@@ -1,0 +1,79 @@
+"""Detector throughput and the input guard stage's latency.
+
+`make bench` runs the pytest-benchmark cases; `python -m bench.bench_detectors`
+prints the table recorded in bench/RESULTS.md (MB/s per family at 1/10/100 KB,
+median and p99 of the whole input pipeline on a 2 KB chat prompt).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from dsl import ast
+from engine.detectors.base import ScanContext
+from engine.guards import GuardPipeline, Redactor, compile_pipeline
+
+CTX = ScanContext("user")
+CHAT = (
+    "Hi team, following up on yesterday's incident review. The deploy of version 2.14.3 to "
+    "the eu-west cluster failed at 14:02 UTC because the migration job timed out after 300 "
+    "seconds; request 550e8400-e29b-41d4-a716-446655440000 shows the retry storm. Could you "
+    "summarise the timeline for the postmortem, list the three main contributing factors, and "
+    "suggest how we could make the rollout safer next time? Keep it short and factual. "
+)
+PROMPT_2KB = (CHAT * 8)[:2048]
+FAMILIES: dict[str, tuple[ast.Guard, ...]] = {
+    "pii": (ast.Guard("pii", "redact"),),
+    "secrets": (ast.Guard("secrets", "redact"),),
+    "prompt_injection": (ast.Guard("prompt_injection", "block"),),
+    "topics": (ast.Guard("topics", "block", topics=("medical diagnosis", "legal advice")),),
+}
+INPUT_PIPELINE = tuple(g for guards in FAMILIES.values() for g in guards)
+
+
+def pipeline(guards: tuple[ast.Guard, ...]) -> GuardPipeline:
+    return compile_pipeline(ast.GuardBlock("input", guards), "input", {})
+
+
+def text_of(size: int) -> str:
+    return (CHAT * (size // len(CHAT) + 1))[:size]
+
+
+def test_input_pipeline_2kb(benchmark: Any) -> None:
+    p = pipeline(INPUT_PIPELINE)
+    benchmark(lambda: p.run([(CTX, PROMPT_2KB)], Redactor()))
+
+
+def test_pii_100kb(benchmark: Any) -> None:
+    p, text = pipeline(FAMILIES["pii"]), text_of(100_000)
+    benchmark(lambda: p.run([(CTX, text)], Redactor()))
+
+
+def _times(p: GuardPipeline, text: str, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        p.run([(CTX, text)], Redactor())
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    print("| family | 1 KB MB/s | 10 KB MB/s | 100 KB MB/s |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, guards in [*FAMILIES.items(), ("input pipeline", INPUT_PIPELINE)]:
+        p = pipeline(guards)
+        cells = []
+        for size in (1_000, 10_000, 100_000):
+            times = _times(p, text_of(size), max(20, 2_000_000 // size))
+            cells.append(f"{size / statistics.median(times) / 1e6:.1f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    times = sorted(_times(pipeline(INPUT_PIPELINE), PROMPT_2KB, 5000))
+    print(f"\ninput pipeline on a 2 KB prompt: median {statistics.median(times) * 1e6:.1f} µs, "
+          f"p99 {times[int(len(times) * 0.99)] * 1e6:.1f} µs")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
