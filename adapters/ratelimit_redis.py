@@ -58,7 +58,11 @@ class RedisRateLimiter:
     """`RateLimiter` over one Redis (or a cluster: one key per call, so any slot works)."""
 
     def __init__(self, url: str, *, prefix: str = "ghat:rl:", client: Redis | None = None) -> None:
-        self._redis: Redis = client if client is not None else Redis.from_url(url)
+        # Short socket timeouts: a hung Redis must fail a request fast, not hold it (the error
+        # propagates as redis.RedisError; the server decides between failing open or closed).
+        self._redis: Redis = client if client is not None else Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30,
+        )
         self._script: Any = self._redis.register_script(_SCRIPT)
         self._prefix = prefix
         # Members must be unique across every process admitting in the same microsecond.

@@ -19,18 +19,20 @@ from hypothesis import strategies as st
 from adapters.ratelimit_redis import RedisRateLimiter
 from engine.ratelimit import MemoryRateLimiter
 
-# Arrival gaps in milliseconds (0: simultaneous), on a grid both stores represent exactly.
-# Gaps equal to a period are drawn often: the window's edge is where off-by-one bugs live.
-GAPS = st.lists(st.one_of(st.integers(0, 400), st.sampled_from([0, 100, 250, 1000])), min_size=1, max_size=60)
+# Times on a grid of 1/64 s: exact in binary floating point (the memory limiter's arithmetic) and in
+# whole microseconds (Redis's), so both stores see the same edges. Gaps of a whole period are drawn
+# often: the window's edge is where off-by-one bugs live.
+TICK = 1 / 64
+GAPS = st.lists(st.one_of(st.integers(0, 24), st.sampled_from([0, 8, 16, 64])), min_size=1, max_size=60)
 LIMITS = st.integers(1, 6)
-PERIODS_MS = st.sampled_from([100, 250, 1000])
+PERIODS = st.sampled_from([8 * TICK, 16 * TICK, 64 * TICK])
 
 
 def _times(gaps: list[int]) -> list[float]:
-    t, out = 1_000_000, []
+    t, out = 64_000, []
     for g in gaps:
         t += g
-        out.append(t / 1000)
+        out.append(t * TICK)
     return out
 
 
@@ -40,9 +42,8 @@ def _in_window(admitted: list[float], end: float, period: float) -> int:
 
 
 @settings(max_examples=300, deadline=None)
-@given(GAPS, LIMITS, PERIODS_MS)
-def test_memory_limiter_is_exact(gaps: list[int], limit: int, period_ms: int) -> None:
-    period = period_ms / 1000
+@given(GAPS, LIMITS, PERIODS)
+def test_memory_limiter_is_exact(gaps: list[int], limit: int, period: float) -> None:
     lim = MemoryRateLimiter()
     admitted: list[float] = []
     for t in _times(gaps):
@@ -71,11 +72,10 @@ async def test_redis_limiter_admits_and_refuses_with_server_time(redis_url: str)
         assert wait is not None and 0 < wait <= 60.0
 
 
-@settings(max_examples=60, deadline=None)
-@given(GAPS, LIMITS, PERIODS_MS)
+@settings(max_examples=150, deadline=None)
+@given(GAPS, LIMITS, PERIODS)
 def test_redis_limiter_decides_as_the_memory_limiter(redis_url: str, gaps: list[int], limit: int,
-                                                     period_ms: int) -> None:
-    period = period_ms / 1000
+                                                     period: float) -> None:
     times = _times(gaps)
     mem = MemoryRateLimiter()
     expected = [mem.acquire_now("k", limit, period, now=t) for t in times]
