@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (case tables read best one case per line)
 """Builds the labelled corpus (tests/corpus/*.jsonl) from seeded generators and hand-written cases.
 
 Values are random but valid (Luhn, mod-97, issued SSN areas, vendor key shapes);

@@ -39,7 +39,9 @@ def span_counts(detector: Detector, rows: list[dict[str, object]]) -> tuple[Coun
             labels.append((label["type"], start, start + len(label["value"])))
         matched: set[int] = set()
         for f in detector.scan(text, ScanContext()):
-            hit = next((i for i, (t, s, e) in enumerate(labels) if t == f.type and f.start < e and s < f.end), None)
+            hit = next(
+                (i for i, (t, s, e) in enumerate(labels) if t == f.type and f.start < e and s < f.end), None
+            )
             if hit is None:
                 counts[f.type][1] += 1
                 errors.append(f"FP {f.type}: {text[:90]!r}")
@@ -91,7 +93,7 @@ def injection_report(rows: list[dict[str, object]]) -> tuple[list[str], list[str
     p, r, f = prf(tp, fp, fn)
     fpr = fp / (fp + tn) if fp + tn else 0.0
     return [
-        "\n## prompt_injection + indirect_injection (per case, threshold %.2f)" % DEFAULT_THRESHOLD,
+        f"\n## prompt_injection + indirect_injection (per case, threshold {DEFAULT_THRESHOLD:.2f})",
         f"cases {len(rows)}: tp {tp} fp {fp} fn {fn} tn {tn}",
         f"precision {p:.3f} recall {r:.3f} f1 {f:.3f} false-positive rate on benign {fpr:.3f}",
     ], errors
@@ -105,7 +107,8 @@ def main() -> int:
     out += table(f"pii, structured types ({len(load('pii'))} cases)", counts)
     errors += errs
     counts, errs = span_counts(PiiDetector(frozenset(PII_TYPES)), load("pii_contextual"))
-    out += table(f"pii, contextual types: person, street_address, date_of_birth ({len(load('pii_contextual'))} cases)", counts)
+    title = f"pii, contextual types: person, street_address, date_of_birth ({len(load('pii_contextual'))} cases)"
+    out += table(title, counts)
     errors += errs
     counts, errs = span_counts(SecretsDetector(), load("secrets"))
     out += table(f"secrets ({len(load('secrets'))} cases)", counts)
