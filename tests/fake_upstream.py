@@ -294,10 +294,11 @@ def main() -> None:
     import uvicorn
 
     class _QuietAborts(logging.Filter):
-        """Our deliberate resets make uvicorn complain that the app did not finish: expected here."""
+        """Deliberate resets and stalls make uvicorn complain at exit: expected here, noise in test output."""
 
         def filter(self, record: logging.LogRecord) -> bool:
-            return "ASGI callable returned without" not in record.getMessage()
+            msg = record.getMessage()
+            return "ASGI callable returned without" not in msg and "graceful shutdown exceeded" not in msg
 
     logging.getLogger("uvicorn.error").addFilter(_QuietAborts())
     ap = argparse.ArgumentParser()
