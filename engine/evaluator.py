@@ -112,7 +112,7 @@ async def evaluate(
                         f"Rate limit of {rate.text} for app '{app.name}' exceeded.",
                         retry_after=retry_after, app=app.name,
                         span=settings.span_of("rate_limit") or when_span)  # fmt: skip
-        trace.add("rate_limit", "ok", rate.text)
+        trace.add("rate_limit", "ok", rate.text, settings.span_of("rate_limit") or when_span)
     # 7. input guardrails
     redactor = Redactor()
     outcomes: tuple[Outcome, ...] = ()

@@ -1,0 +1,184 @@
+"""`ghat explain`: the decision trace for one request, with the policy line behind each step.
+
+The request is a JSON body in OpenAI chat or embeddings shape (plus an
+optional `metadata` object), read from a file or stdin. The policy is
+evaluated as the server would for a key of `--key-app`, with tracing on and a
+fresh rate limiter, so the answer is what this request alone would get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.decision import Decision
+    from engine.request import GatewayRequest
+
+
+class BadRequest(ValueError):
+    """The JSON is not a chat or embeddings request: reported as a one-line error."""
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("explain", help="print the decision trace for one request")
+    p.add_argument("request", help="request JSON file (OpenAI chat or embeddings body), or - for stdin")
+    p.add_argument("--policies", type=Path, nargs="+", required=True, help="policy files or directories")
+    p.add_argument("--key-app", required=True, help="the app the request's key belongs to")
+    p.add_argument("--env", help="the environment the server runs (default: every app)")
+    p.add_argument("--endpoint", choices=("chat", "embeddings"), help="default: embeddings if the body has input")
+    p.add_argument("--json", action="store_true", help="print the decision and its trace as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dsl.diagnostics import PolicyError, render_text
+    from dsl.loader import load
+    from engine.compiler import compile_paths
+    from engine.detectors.registry import UnavailableDetector
+    from engine.ratelimit import MemoryRateLimiter
+    from engine.request import EvalContext
+    from engine.testing import evaluate_sync
+
+    try:
+        raw = sys.stdin.read() if args.request == "-" else Path(args.request).read_text(encoding="utf-8")
+        request = request_from_json(json.loads(raw), args.endpoint)
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError and BadRequest are ValueErrors
+        print(f"ghat explain: {exc}", file=sys.stderr)
+        return 2
+    try:
+        policy = compile_paths(list(args.policies), args.env)
+    except PolicyError as exc:
+        sources = load(list(args.policies)).sources
+        for d in exc.diagnostics:
+            print(render_text(d, sources.get(d.span.file)), file=sys.stderr)
+        return 1
+    except (UnavailableDetector, OSError) as exc:
+        print(f"ghat explain: cannot compile the policy set: {exc}", file=sys.stderr)
+        return 1
+    ctx = EvalContext(key_app=args.key_app, key_id="explain", seed="explain", trace=True)
+    decision = evaluate_sync(policy, request, ctx, MemoryRateLimiter())
+    sources = {f.path: f.source for f in policy.source.files}
+    if args.json:
+        print(json.dumps(to_json(decision, sources), indent=2, ensure_ascii=False))
+    else:
+        print(render(decision, sources))
+    return 0
+
+
+def request_from_json(body: object, endpoint: str | None = None) -> GatewayRequest:
+    """A GatewayRequest from an OpenAI-shaped body; BadRequest names what is wrong."""
+    from types import MappingProxyType
+
+    from engine.request import GatewayRequest, TextField
+
+    if not isinstance(body, dict):
+        raise BadRequest("the request must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str):
+        raise BadRequest("the request needs a string `model`")
+    kind = endpoint or ("embeddings" if "input" in body and "messages" not in body else "chat")
+    texts: list[TextField] = []
+    if kind == "embeddings":
+        inputs = body.get("input", [])
+        items = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise BadRequest("`input` must be a string or a list of strings")
+        texts = [TextField("input", t, ("input", i)) for i, t in enumerate(items)]
+    else:
+        messages = body.get("messages", [])
+        if not isinstance(messages, list):
+            raise BadRequest("`messages` must be a list")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise BadRequest(f"messages[{i}] needs a string `role`")
+            texts.extend(_message_texts(m, i))
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)):
+        raise BadRequest("`max_tokens` must be an integer")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise BadRequest("`metadata` must be an object of strings")
+    app = body.get("ghat_app")
+    return GatewayRequest(
+        endpoint="embeddings" if kind == "embeddings" else "chat",
+        model=model,
+        texts=tuple(texts),
+        max_tokens=max_tokens,
+        metadata=MappingProxyType({str(k): v for k, v in metadata.items()}),
+        requested_app=app if isinstance(app, str) else None,
+        stream=bool(body.get("stream", False)),
+    )
+
+
+def _message_texts(message: dict[str, Any], index: int) -> list[Any]:
+    from engine.request import TextField
+
+    role, content = message["role"], message.get("content")
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [TextField(role, content, ("messages", index, "content"))]
+    if isinstance(content, list):
+        return [
+            TextField(role, part["text"], ("messages", index, "content", j, "text"))
+            for j, part in enumerate(content)
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        ]
+    raise BadRequest(f"messages[{index}].content must be a string or a list of parts")
+
+
+def to_json(decision: Decision, sources: dict[str, str]) -> dict[str, Any]:
+    """The decision as plain data: what `--json` prints."""
+    from engine.decision import Allow
+
+    steps = [
+        {"step": s.name, "result": s.result, "detail": s.detail,
+         "at": str(s.span) if s.span else None,
+         "source": _source(sources, s.span.file, s.span.line) if s.span else None}
+        for s in decision.trace
+    ]  # fmt: skip
+    out: dict[str, Any] = {"decision": "allow" if decision.allowed else "deny", "steps": steps,
+                           "policy_version": decision.policy_version}  # fmt: skip
+    if isinstance(decision, Allow):
+        out.update(
+            app=decision.app, max_tokens=decision.request.max_tokens, timeout_s=decision.timeout_s,
+            candidates=[{"model": c.model, "provider": c.provider, "via": list(c.via)} for c in decision.candidates],
+            forwarded=[{"role": t.role, "text": t.text} for t in decision.request.texts],
+            fired=list(decision.fired), shadow=decision.shadow,
+        )  # fmt: skip
+    else:
+        out.update(code=decision.code, status=decision.status, message=decision.message,
+                   step=decision.step, at=str(decision.span) if decision.span else None)  # fmt: skip
+    return out
+
+
+def render(decision: Decision, sources: dict[str, str]) -> str:
+    """Text: the verdict, then each step with its policy line."""
+    from engine.decision import Allow
+
+    if isinstance(decision, Allow):
+        head = f"allow: app {decision.app}, route {' → '.join(c.model for c in decision.candidates)}"
+    else:
+        head = f"deny: {decision.code} ({decision.status}) — {decision.message}"
+    lines = [head, ""]
+    width = max((len(s.name) for s in decision.trace), default=0)
+    for i, s in enumerate(decision.trace, 1):
+        lines.append(f"{i:>2}. {s.name:<{width}}  {s.result:<8} {s.detail}".rstrip())
+        if s.span is not None:
+            src = _source(sources, s.span.file, s.span.line)
+            lines.append(f"      at {s.span}" + (f"   {src.strip()}" if src else ""))
+    if not isinstance(decision, Allow):
+        lines += ["", f"decided by step {decision.step}" + (f" at {decision.span}" if decision.span else "")]
+    return "\n".join(lines)
+
+
+def _source(sources: dict[str, str], file: str, line: int) -> str | None:
+    text = sources.get(file)
+    if text is None or line < 1:
+        return None
+    lines = text.splitlines()
+    return lines[line - 1].rstrip() if line <= len(lines) else None
