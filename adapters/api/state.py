@@ -1,0 +1,200 @@
+"""What a server serves: the compiled policy, its router, the key store — and how they are swapped.
+
+A reload (policy file changed, key file changed, or SIGHUP) compiles in a
+worker thread, off the request path, and replaces `Gateway.served` in one
+assignment: a request reads `served` once at its start and keeps that
+version to its end, so no request ever mixes two policies. A set that fails
+to compile keeps the old one serving and logs every diagnostic.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from adapters.api.observe import Observers, open_observers
+from adapters.base import Provider
+from adapters.registry import build_providers, close_providers
+from dsl.diagnostics import PolicyError, render_text
+from engine.compiler import CompiledPolicy, compile_paths
+from engine.detectors.base import ScanContext
+from engine.guards import GuardPipeline, GuardResult, Redactor
+from engine.keys import KeyStore
+from engine.ratelimit import MemoryRateLimiter, RateLimiter
+from engine.router import Router
+
+log = logging.getLogger("ghat.server")
+POLL_S = 1.0
+PROVIDER_GRACE_S = 330.0  # old pooled clients outlive the longest in-flight request of a replaced policy
+
+# Per-request accumulator of input-guard time (each request runs in its own task, hence its own context).
+GUARD_MS: contextvars.ContextVar[list[float]] = contextvars.ContextVar("ghat_guard_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class TimedPipeline(GuardPipeline):
+    """A guard pipeline that adds its run time to GUARD_MS, so Server-Timing can split it from resolve."""
+
+    def run(self, texts: list[tuple[ScanContext, str]], redactor: Redactor | None = None) -> GuardResult:
+        t0 = time.perf_counter()
+        try:
+            return GuardPipeline.run(self, texts, redactor)
+        finally:
+            acc = GUARD_MS.get(None)
+            if acc is not None:
+                acc[0] += (time.perf_counter() - t0) * 1000.0
+
+
+def _timed(policy: CompiledPolicy) -> CompiledPolicy:
+    apps = {}
+    for name, app in policy.apps.items():
+        p = app.input
+        apps[name] = replace(app, input=TimedPipeline(p.direction, p.rules, p.block_message, p.app))
+    return replace(policy, apps=apps)
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One policy version with everything derived from it that requests need."""
+
+    policy: CompiledPolicy
+    router: Router
+    restore: dict[str, frozenset[str]]  # app → input types whose placeholders return to the caller
+    models: dict[str, bytes]  # app → the /v1/models body, rendered once
+    mtimes: tuple[tuple[str, int], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `ghat serve` was started with (passed to workers as JSON)."""
+
+    policies: str
+    env: str
+    keys: str
+    data_dir: str
+    redis_url: str | None = None
+    max_body_bytes: int = 1 << 20
+    watch: bool = True
+
+
+def _mtimes(paths: list[Path]) -> tuple[tuple[str, int], ...]:
+    out: list[tuple[str, int]] = []
+    for root in paths:
+        files = sorted(root.rglob("*.policy")) if root.is_dir() else [root]
+        for f in files:
+            try:
+                out.append((str(f), f.stat().st_mtime_ns))
+            except FileNotFoundError:
+                continue
+    return tuple(out)
+
+
+def _models_body(policy: CompiledPolicy, app: str) -> bytes:
+    from adapters.api.responses import dumps
+
+    names = policy.apps[app].plans
+    data = [{"id": n, "object": "model", "created": 0, "owned_by": "ghat", "kind": policy.kinds.get(n, "chat")}
+            for n in names]  # fmt: skip
+    return dumps({"object": "list", "data": data})
+
+
+def build_served(settings: Settings, previous: Served | None) -> Served:
+    """Compile and derive (runs in a worker thread); raises PolicyError on a bad set."""
+    paths = [Path(settings.policies)]
+    mtimes = _mtimes(paths)
+    policy = _timed(compile_paths(paths, settings.env))
+    if previous is not None and previous.policy.providers == policy.providers:
+        router = previous.router  # same upstreams: keep pooled connections and breaker state
+    else:
+        router = Router(build_providers(policy.providers))
+    restore = {name: app.input.restore_types for name, app in policy.apps.items()}
+    models = {name: _models_body(policy, name) for name in policy.apps}
+    return Served(policy, router, restore, models, mtimes)
+
+
+class Gateway:
+    """The server's long-lived state; `served` and `keys` are swapped whole, never edited."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.served: Served = build_served(settings, None)  # at start a bad set is fatal: nothing to keep
+        self.keys = KeyStore.load(Path(settings.keys))
+        self.limiter: RateLimiter = self._limiter()
+        self.observers: Observers = open_observers(Path(settings.data_dir), settings.env)
+        self.started = time.time()
+        self.ready = True
+        self.reloads = 0
+        self._retired: list[tuple[float, list[Provider]]] = []
+        self._lock = anyio.Lock()
+
+    def _limiter(self) -> RateLimiter:
+        if self.settings.redis_url:
+            from adapters.ratelimit_redis import RedisRateLimiter
+
+            return RedisRateLimiter(self.settings.redis_url)
+        return MemoryRateLimiter()
+
+    async def reload(self, reason: str) -> bool:
+        """Compile off the request path and swap; on failure keep serving the old version."""
+        async with self._lock:
+            old = self.served
+            try:
+                new = await anyio.to_thread.run_sync(build_served, self.settings, old)
+            except PolicyError as err:
+                text = "\n".join(render_text(d, None) for d in err.diagnostics)
+                log.error("policy reload (%s) failed; still serving %s:\n%s", reason, old.policy.version, text)
+                self.served = replace(old, mtimes=_mtimes([Path(self.settings.policies)]))  # don't retry until edited
+                return False
+            except Exception:
+                log.exception("policy reload (%s) failed; still serving %s", reason, old.policy.version)
+                return False
+            self.served = new
+            self.reloads += 1
+            if new.router is not old.router:
+                self._retired.append((time.monotonic() + PROVIDER_GRACE_S, list(old.router.providers.values())))
+            log.warning("policy %s loaded (%s); was %s", new.policy.version, reason, old.policy.version)
+            return True
+
+    def reload_keys(self) -> None:
+        try:
+            self.keys = KeyStore.load(Path(self.settings.keys))
+        except (OSError, ValueError, TypeError):
+            log.exception("could not reload the key store %s; keeping the previous keys", self.settings.keys)
+
+    async def watch(self) -> None:
+        """Poll policy and key files' mtimes (cheap: a few stat calls a second, no extra dependency)."""
+        keys_path = Path(self.settings.keys)
+        while True:
+            await anyio.sleep(POLL_S)
+            try:
+                if self.settings.watch and _mtimes([Path(self.settings.policies)]) != self.served.mtimes:
+                    await self.reload("files changed")
+                mtime = keys_path.stat().st_mtime_ns if keys_path.exists() else 0
+                if mtime != self.keys.mtime_ns:
+                    self.reload_keys()
+                await self._close_retired(force=False)
+            except Exception:
+                log.exception("watcher iteration failed")
+
+    async def _close_retired(self, force: bool) -> None:
+        now = time.monotonic()
+        due = [p for t, p in self._retired if force or t <= now]
+        self._retired = [(t, p) for t, p in self._retired if not (force or t <= now)]
+        for providers in due:
+            await close_providers(providers)
+
+    async def aclose(self) -> None:
+        """Shutdown: flush the log, then close every pooled client."""
+        self.ready = False
+        await self.observers.aclose()
+        await self._close_retired(force=True)
+        await close_providers(self.served.router.providers.values())
+        closer: Any = getattr(self.limiter, "aclose", None)
+        if closer is not None:
+            await closer()

@@ -1,0 +1,426 @@
+"""The thin async server: HTTP in → engine → adapters → HTTP out; nothing else.
+
+Plain ASGI (no framework: seven routes do not need one, and every layer costs
+CPU per request), served by uvicorn with uvloop and httptools. Parsing lives in
+`adapters/api/parse.py`, response shaping in `adapters/api/responses.py`,
+stream relaying in `adapters/api/streams.py`, and what is served (policy,
+router, keys, hot reload) in `adapters/api/state.py`.
+
+One request: read the body (413 past the limit) → key → parse (400 with
+`param`) → `engine.evaluate` → a Deny becomes an OpenAI-shaped error; an Allow
+becomes the upstream body (metadata and ghat fields stripped, redactions
+written back, token cap set) → router → output guards → response with the
+ghat headers → one `LogRecord` to the log writer, off the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from adapters.api import parse
+from adapters.api.responses import Exchange, Receive, Scope, Send, dumps, error_body, sane_request_id
+from adapters.api.state import GUARD_MS, Gateway, Served, Settings
+from adapters.api.streams import relay
+from adapters.base import JSON, Usage
+from dsl.diagnostics import PolicyError
+from engine.decision import Allow, Deny
+from engine.detectors.base import ScanContext
+from engine.errors import REQUEST_TIMEOUT, guardrail_blocked
+from engine.evaluator import evaluate
+from engine.guards import Outcome, restore_placeholders
+from engine.keys import KeyRecord
+from engine.records import GuardrailRecord, LogRecord
+from engine.request import EvalContext, GatewayRequest
+from engine.router import RouteError
+
+log = logging.getLogger("ghat.server")
+SETTINGS_ENV = "GHAT_SERVE_SETTINGS"
+DEADLINE_SLACK_S = 1.0  # the router enforces the deadline; this backstop only catches what escapes it
+
+
+class Disconnected(Exception):
+    """The client went away before its body arrived."""
+
+
+@dataclass(slots=True)
+class Trail:
+    """What one request leaves for its log record, filled in as it goes."""
+
+    endpoint: str
+    started: float = field(default_factory=time.time)
+    key: KeyRecord | None = None
+    request: GatewayRequest | None = None
+    upstream_model: str | None = None
+    stream: bool = False
+    attempts: tuple[Any, ...] = ()
+    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
+    usage: Usage | None = None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _fired(outcomes: tuple[Outcome, ...] | list[Outcome]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(o.detector for o in outcomes if o.action != "detect" or o.shadow))
+
+
+class GatewayApp:
+    """The ASGI callable; `gateway` exists between lifespan startup and shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.gateway: Gateway | None = None
+        self.routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
+            ("POST", "/v1/chat/completions"): self.chat,
+            ("POST", "/v1/embeddings"): self.embeddings,
+            ("GET", "/v1/models"): self.models,
+            ("POST", "/v1/ghat/evaluate"): self.dry_run,
+            ("GET", "/healthz"): self.healthz,
+            ("GET", "/readyz"): self.readyz,
+            ("GET", "/metrics"): self.metrics,
+        }
+        self.paths = {p for _, p in self.routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        gw = self.gateway
+        headers = _headers(scope)
+        rid = sane_request_id(headers.get("x-request-id"), uuid.uuid4().hex)
+        ex = Exchange(send, rid, gw.served.policy.version if gw else "")
+        handler = self.routes.get((scope["method"], scope["path"]))
+        if gw is None:
+            await ex.error("route_unavailable", 503, "The gateway is starting.")
+            return
+        if handler is None:
+            if scope["path"] in self.paths:
+                await ex.error("invalid_request", 405, f"Method {scope['method']} is not allowed here.")
+            else:
+                await ex.error("not_found", 404, f"No route {scope['path']}.")
+            return
+        try:
+            await handler(gw, ex, scope, receive, headers)
+        except Disconnected:
+            return
+        except Exception:
+            log.exception("request %s failed", rid)
+            if ex.status == 0:
+                await ex.error("internal_error", 500, "The gateway failed to answer; see its log.")
+
+    # ── lifespan: start, watch, reload on SIGHUP, flush on shutdown ─────
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        try:
+            self.gateway = await anyio.to_thread.run_sync(Gateway, self.settings)
+        except PolicyError as err:
+            text = "\n".join(f"{d.span}: {d.code} {d.message}" for d in err.diagnostics)
+            await send({"type": "lifespan.startup.failed", "message": f"the policy set does not compile:\n{text}"})
+            return
+        gw = self.gateway
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gw.watch)
+            try:
+                import asyncio
+
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGHUP, lambda: tg.start_soon(gw.reload, "SIGHUP"))  # fmt: skip
+            except (NotImplementedError, RuntimeError, AttributeError):  # not asyncio, or not the main thread
+                log.info("SIGHUP reload unavailable here; file changes still reload")
+            log.warning("ghat serving env %s, policy %s", self.settings.env, gw.served.policy.version)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown: uvicorn has already finished in-flight requests
+            tg.cancel_scope.cancel()
+        await gw.aclose()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    # ── shared steps ─────────────────────────────────────────────────────
+    async def _body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise parse.BadRequest(f"The request body exceeds {limit} bytes.", status=413)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise Disconnected
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise parse.BadRequest(f"The request body exceeds {limit} bytes.", status=413)
+            chunks.append(chunk)
+            if not msg.get("more_body"):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    @staticmethod
+    def _key(gw: Gateway, headers: dict[str, str]) -> KeyRecord | None:
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key", "")
+        rec = gw.keys.lookup(token) if token else None
+        return rec if rec is not None and rec.env == gw.settings.env else None
+
+    def _log(self, gw: Gateway, served: Served, ex: Exchange, trail: Trail) -> None:
+        t0 = time.perf_counter()
+        req = trail.request
+        u = trail.usage or Usage(source="none")
+        cost = 0.0
+        model = served.policy.models.get(ex.model)
+        if model is not None and model.price is not None:
+            p = model.price
+            cached = min(u.cached_tokens, u.prompt_tokens)
+            cin = p.cached_input if p.cached_input is not None else p.input
+            cost = ((u.prompt_tokens - cached) * p.input + cached * cin + u.completion_tokens * p.output) / p.per
+        ex.t["usage"] = (time.perf_counter() - t0) * 1000.0
+        record = LogRecord(
+            request_id=ex.request_id, time=trail.started, env=self.settings.env, app=ex.app or None,
+            key_id=trail.key.display if trail.key else None, endpoint=trail.endpoint,
+            requested_model=req.model if req else None, provider=ex.provider or None,
+            upstream_model=trail.upstream_model, stream=trail.stream, status=ex.status, error_code=ex.error_code,
+            policy_version=ex.policy, metadata=dict(req.metadata) if req else {}, attempts=trail.attempts,
+            guardrails=tuple(GuardrailRecord(d, o.detector, o.type, o.count, o.action, o.shadow)
+                             for d, o in trail.outcomes),
+            prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
+            reasoning_tokens=u.reasoning_tokens, usage_source=u.source, cost_usd=cost, timings_ms=ex.timings(),
+        )  # fmt: skip
+        gw.observers.record(record)
+        ex.t["log"] = (time.perf_counter() - t0) * 1000.0 - ex.t["usage"]
+
+    async def _respond(self, gw: Gateway, served: Served, ex: Exchange, trail: Trail, status: int, obj: Any) -> None:
+        ex.status = status
+        self._log(gw, served, ex, trail)
+        await ex.json(status, obj)
+
+    async def _fail(self, gw: Gateway, served: Served, ex: Exchange, trail: Trail, code: str, status: int,
+                    message: str, param: str | None = None, retry_after: float | None = None) -> None:
+        ex.status, ex.error_code = status, code
+        self._log(gw, served, ex, trail)
+        await ex.error(code, status, message, param, retry_after)
+
+    async def _decide(self, gw: Gateway, served: Served, ex: Exchange, scope: Scope, receive: Receive,
+                      headers: dict[str, str], trail: Trail) -> tuple[JSON, Allow] | None:
+        """Body, key, parse, evaluate: the Allow and the caller's body, or None once an error is sent."""
+        t0 = time.perf_counter()
+        try:
+            raw = await self._body(scope, receive, headers)
+            key = trail.key = self._key(gw, headers)
+            if key is None:
+                await self._fail(gw, served, ex, trail, "unauthorized", 401, "Missing or invalid API key.")
+                return None
+            ex.app = key.app
+            body = parse.load_json(raw)
+            build = parse.chat_request if trail.endpoint == "chat" else parse.embeddings_request
+            req = trail.request = build(body, headers)
+        except parse.BadRequest as err:
+            await self._fail(gw, served, ex, trail, "invalid_request", err.status, err.message, err.param)
+            return None
+        trail.stream = req.stream
+        acc = [0.0]
+        GUARD_MS.set(acc)
+        decision = await evaluate(served.policy, req, EvalContext(key.app, key.id, ex.request_id), gw.limiter)
+        ex.t["guardrails"] = acc[0]
+        ex.t["resolve"] = (time.perf_counter() - t0) * 1000.0 - acc[0]
+        trail.outcomes = [("input", o) for o in decision.outcomes]
+        if isinstance(decision, Deny):
+            ex.fired = _fired(decision.outcomes)
+            await self._fail(gw, served, ex, trail, decision.code, decision.status, decision.message,
+                             decision.param, decision.retry_after)  # fmt: skip
+            return None
+        ex.fired = decision.fired
+        return parse.upstream_body(body, req, decision.request), decision
+
+    def _route_error(self, ex: Exchange, trail: Trail, err: RouteError) -> None:
+        trail.attempts = err.attempts
+        ex.attempts = len(err.attempts)
+        if err.attempts:
+            ex.model, ex.provider = err.attempts[-1].model, err.attempts[-1].provider
+
+    # ── endpoints ────────────────────────────────────────────────────────
+    async def chat(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
+        served = gw.served
+        trail = Trail("chat")
+        decided = await self._decide(gw, served, ex, scope, receive, headers, trail)
+        if decided is None:
+            return
+        body, allow = decided
+        restore = served.restore.get(allow.app, frozenset())
+        t0 = time.perf_counter()
+        if allow.request.stream:
+            await self._stream(gw, served, ex, receive, trail, body, allow, restore)
+            return
+        try:
+            with anyio.fail_after(allow.timeout_s + DEADLINE_SLACK_S if allow.timeout_s else None):
+                result = await served.router.complete(allow, body)
+        except RouteError as err:
+            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+            self._route_error(ex, trail, err)
+            await self._fail(gw, served, ex, trail, err.code, err.status, err.message, None, err.retry_after)
+            return
+        except TimeoutError:
+            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+            await self._fail(gw, served, ex, trail, *REQUEST_TIMEOUT, "The request's deadline passed.")
+            return
+        ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+        ex.model, ex.provider = result.candidate.model, result.candidate.provider
+        ex.attempts = len(result.attempts)
+        trail.attempts, trail.usage = result.attempts, result.usage
+        trail.upstream_model = result.candidate.upstream_model
+        response = result.response
+        pipeline = allow.output
+        if pipeline.rules or restore:
+            t1 = time.perf_counter()
+            context = ScanContext("output", allow.request.grounding)
+            for choice in response.get("choices") or []:
+                message = choice.get("message") if isinstance(choice, dict) else None
+                if not isinstance(message, dict):
+                    continue
+                text = message.get("content")
+                if not isinstance(text, str) or not text:
+                    continue
+                if pipeline.rules:
+                    guarded = pipeline.run([(context, text)], allow.redactor)
+                    trail.outcomes.extend(("output", o) for o in guarded.outcomes)
+                    if guarded.blocked is not None:
+                        ex.t["guardrails"] += (time.perf_counter() - t1) * 1000.0
+                        ex.fired = tuple(dict.fromkeys((*ex.fired, *_fired(guarded.outcomes))))
+                        code, status = guardrail_blocked(guarded.blocked.rule.name)
+                        await self._fail(gw, served, ex, trail, code, status, guarded.blocked.message)
+                        return
+                    text = guarded.texts[0]
+                    ex.fired = tuple(dict.fromkeys((*ex.fired, *_fired(guarded.outcomes))))
+                message["content"] = restore_placeholders(text, allow.redactor, restore) if restore else text
+            ex.t["guardrails"] += (time.perf_counter() - t1) * 1000.0
+        await self._respond(gw, served, ex, trail, 200, response)
+
+    async def _stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, trail: Trail,
+                      body: JSON, allow: Allow, restore: frozenset[str]) -> None:
+        t0 = time.perf_counter()
+        try:
+            route = await served.router.stream(allow, body)
+        except RouteError as err:
+            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+            self._route_error(ex, trail, err)
+            await self._fail(gw, served, ex, trail, err.code, err.status, err.message, None, err.retry_after)
+            return
+        ex.t["provider"] = (time.perf_counter() - t0) * 1000.0  # time to the first chunk: headers go now
+        ex.model, ex.provider = route.candidate.model, route.candidate.provider
+        ex.attempts = len(route.attempts)
+        trail.upstream_model = route.candidate.upstream_model
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        out = await relay(ex, route, receive, guarded=bool(allow.output.rules), pipeline=allow.output,
+                          redactor=allow.redactor, grounding=allow.request.grounding, restore=restore,
+                          include_usage=include_usage)  # fmt: skip
+        trail.outcomes.extend(("output", o) for o in out.outcomes)
+        trail.attempts, trail.usage = tuple(route.attempts), route.usage
+        ex.status, ex.error_code = out.status, out.error_code
+        self._log(gw, served, ex, trail)
+
+    async def embeddings(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive,
+                         headers: dict[str, str]) -> None:
+        served = gw.served
+        trail = Trail("embeddings")
+        decided = await self._decide(gw, served, ex, scope, receive, headers, trail)
+        if decided is None:
+            return
+        body, allow = decided
+        t0 = time.perf_counter()
+        try:
+            with anyio.fail_after(allow.timeout_s + DEADLINE_SLACK_S if allow.timeout_s else None):
+                result = await served.router.embed(allow, body)
+        except RouteError as err:
+            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+            self._route_error(ex, trail, err)
+            await self._fail(gw, served, ex, trail, err.code, err.status, err.message, None, err.retry_after)
+            return
+        except TimeoutError:
+            await self._fail(gw, served, ex, trail, *REQUEST_TIMEOUT, "The request's deadline passed.")
+            return
+        ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+        ex.model, ex.provider = result.candidate.model, result.candidate.provider
+        ex.attempts = len(result.attempts)
+        trail.attempts, trail.usage = result.attempts, result.usage
+        trail.upstream_model = result.candidate.upstream_model
+        await self._respond(gw, served, ex, trail, 200, result.response)
+
+    async def models(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
+        served = gw.served
+        key = self._key(gw, headers)
+        body = served.models.get(key.app) if key is not None else None
+        if key is None or body is None:
+            await ex.error("unauthorized", 401, "Missing or invalid API key.")
+            return
+        ex.app = key.app
+        await ex.json(200, body)
+
+    async def dry_run(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive,
+                      headers: dict[str, str]) -> None:
+        """The decision and its trace for a chat or embeddings body; nothing is dispatched or rate-limited."""
+        served = gw.served
+        try:
+            raw = await self._body(scope, receive, headers)
+            key = self._key(gw, headers)
+            body = parse.load_json(raw)
+            build = parse.embeddings_request if "input" in body and "messages" not in body else parse.chat_request
+            req = build(body, headers)
+        except parse.BadRequest as err:
+            await ex.error("invalid_request", err.status, err.message, err.param)
+            return
+        ctx = EvalContext(key.app if key else None, key.id if key else "", ex.request_id, trace=True)
+        d = await evaluate(served.policy, req, ctx, None)
+        ex.app = d.app or ""
+        trace = [{"step": s.name, "result": s.result, "detail": s.detail,
+                  "at": f"{s.span.file}:{s.span.line}" if s.span else None} for s in d.trace]  # fmt: skip
+        outcomes = [{"detector": o.detector, "type": o.type, "count": o.count, "action": o.action,
+                     "shadow": o.shadow} for o in d.outcomes]  # fmt: skip
+        out: JSON = {"decision": "allow" if isinstance(d, Allow) else "deny", "app": d.app,
+                     "policy": d.policy_version, "trace": trace, "outcomes": outcomes}  # fmt: skip
+        if isinstance(d, Deny):
+            out["error"] = error_body(d.code, d.status, d.message, d.param)["error"]
+            out["status"] = d.status
+        else:
+            out["candidates"] = [{"model": c.model, "provider": c.provider, "upstream_model": c.upstream_model,
+                                  "via": list(c.via)} for c in d.candidates]  # fmt: skip
+            out["max_tokens"] = d.request.max_tokens
+            out["fired"] = list(d.fired)
+            out["forwarded"] = parse.upstream_body(body, req, d.request)
+        await ex.json(200, out)
+
+    async def healthz(self, gw: Gateway, ex: Exchange, *_: Any) -> None:
+        await ex.json(200, b'{"status":"ok"}')
+
+    async def readyz(self, gw: Gateway, ex: Exchange, *_: Any) -> None:
+        ok = gw.ready
+        await ex.json(200 if ok else 503, {"status": "ready" if ok else "stopping", "policy": gw.served.policy.version,
+                                           "env": self.settings.env, "reloads": gw.reloads})  # fmt: skip
+
+    async def metrics(self, gw: Gateway, ex: Exchange, *_: Any) -> None:
+        text = gw.observers.metrics.render()
+        text += (f"# TYPE ghat_policy_reloads_total counter\nghat_policy_reloads_total {gw.reloads}\n"
+                 f'# TYPE ghat_policy_info gauge\nghat_policy_info{{version="{gw.served.policy.version}"}} 1\n')
+        await ex.text(200, text, b"text/plain; version=0.0.4; charset=utf-8")
+
+
+def create_app() -> GatewayApp:
+    """The uvicorn factory (`server:create_app`): settings come from `ghat serve` via the environment."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if not raw:
+        raise RuntimeError(f"{SETTINGS_ENV} is not set: start the server with `ghat serve`")
+    return GatewayApp(Settings(**json.loads(raw)))
+
+
+__all__ = ["GatewayApp", "create_app", "dumps"]
