@@ -42,6 +42,7 @@ from engine.keys import KeyRecord
 from engine.records import GuardrailRecord, LogRecord
 from engine.request import EvalContext, GatewayRequest
 from engine.router import RouteError
+from engine.usage import cost_of
 
 log = logging.getLogger("ghat.server")
 SETTINGS_ENV = "GHAT_SERVE_SETTINGS"
@@ -178,13 +179,8 @@ class GatewayApp:
         t0 = time.perf_counter()
         req = trail.request
         u = trail.usage or Usage(source="none")
-        cost = 0.0
         model = served.policy.models.get(ex.model)
-        if model is not None and model.price is not None:
-            p = model.price
-            cached = min(u.cached_tokens, u.prompt_tokens)
-            cin = p.cached_input if p.cached_input is not None else p.input
-            cost = ((u.prompt_tokens - cached) * p.input + cached * cin + u.completion_tokens * p.output) / p.per
+        cost = cost_of(u, model.price) if model is not None else 0.0
         ex.t["usage"] = (time.perf_counter() - t0) * 1000.0
         record = LogRecord(
             request_id=ex.request_id, time=trail.started, env=self.settings.env, app=ex.app or None,

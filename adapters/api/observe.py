@@ -93,12 +93,16 @@ class Observers:
 
 
 def _optional(module: str) -> Any:
+    """The module, or None when it is absent or broken (logged): the gateway must start either way."""
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
             return None
-        raise
+        log.exception("could not import %s; using the fallback", module)
+    except Exception:
+        log.exception("could not import %s; using the fallback", module)
+    return None
 
 
 def open_observers(data_dir: Path, env: str) -> Observers:
@@ -113,4 +117,7 @@ def open_observers(data_dir: Path, env: str) -> Observers:
     metrics_mod = _optional("engine.metrics")
     registry = getattr(metrics_mod, "Metrics", None) if metrics_mod is not None else None
     metrics: MetricsSink = registry() if registry is not None else RequestCounters()
+    binder = getattr(metrics, "bind_log_writer", None)
+    if binder is not None and not isinstance(sink, NullSink):
+        binder(sink)
     return Observers(sink, metrics)
