@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -88,9 +89,11 @@ def _encoding(name: str) -> _Encoding | None:
             return _encodings[name]
         loaded: _Encoding | None = None
         try:
-            import bpe_openai  # type: ignore[import-untyped]
+            with warnings.catch_warnings():  # it reads its data with a deprecated importlib call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import bpe_openai  # type: ignore[import-untyped]
 
-            loaded = bpe_openai.get_encoding(name)
+                loaded = bpe_openai.get_encoding(name)
         except Exception as exc:  # missing package or data: fall back to the estimate, and say so
             log.warning("no offline tokenizer for %s (%s); token counts will be estimates", name, exc)
         _encodings[name] = loaded

@@ -117,6 +117,12 @@ class LogWriter:
         with contextlib.suppress(Exception):
             self._sink.close()
 
+    async def aclose(self) -> None:
+        """`close()` from async code (the server's lifespan shutdown), off the event loop."""
+        import anyio
+
+        await anyio.to_thread.run_sync(self.close)
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the queue is empty and no spill is pending (tests, `ghat` tooling)."""
         deadline = time.monotonic() + timeout
