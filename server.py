@@ -134,19 +134,23 @@ class GatewayApp:
         gw = self.gateway
         async with anyio.create_task_group() as tg:
             tg.start_soon(gw.watch)
-            try:
-                import asyncio
-
-                asyncio.get_running_loop().add_signal_handler(
-                    signal.SIGHUP, lambda: tg.start_soon(gw.reload, "SIGHUP"))  # fmt: skip
-            except (NotImplementedError, RuntimeError, AttributeError):  # not asyncio, or not the main thread
-                log.info("SIGHUP reload unavailable here; file changes still reload")
+            tg.start_soon(self._sighup, gw)
             log.warning("ghat serving env %s, policy %s", self.settings.env, gw.served.policy.version)
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown: uvicorn has already finished in-flight requests
             tg.cancel_scope.cancel()
         await gw.aclose()
         await send({"type": "lifespan.shutdown.complete"})
+
+    @staticmethod
+    async def _sighup(gw: Gateway) -> None:
+        """Reload on SIGHUP (one worker; with several, uvicorn's supervisor restarts them instead)."""
+        try:
+            with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+                async for _ in signals:
+                    await gw.reload("SIGHUP")
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals here (not the main thread)
+            log.info("SIGHUP reload unavailable here; file changes still reload")
 
     # ── shared steps ─────────────────────────────────────────────────────
     async def _body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> bytes:
