@@ -1,0 +1,150 @@
+"""Gateway overhead: the same load straight to the fake upstream and through `ghat serve`, in one run.
+
+    .venv/bin/python -m bench.overhead [--duration 5] [--workers 1]
+
+The shipped policies are served for env `prod` (app `support-prod`, all its
+input and output guardrails on) with the OpenAI and Anthropic base URLs
+pointed at the fake upstream and the rate limit raised out of the way (the
+limiter still runs on every request). The load is `wrk` (apt-get install
+wrk) with ~1 KB chat prompts at fixed concurrency; the gateway's CPU time per
+request comes from /proc/<pid>/stat of the server process. Prints a Markdown
+table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures_upstream import start_fake_upstream  # noqa: E402
+from tests.gateway_process import _free_port, create_key  # noqa: E402
+
+PROMPT = (
+    "You are helping a customer with an order that arrived late. Here is the conversation so far, please "
+    "summarise it and propose a polite answer that explains our delivery policy and offers a voucher. "
+) * 5
+LUA = """wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+"""
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return []
+    return [int(x) for x in out.split()]
+
+
+def _wrk(url: str, body: str, key: str, conns: int, duration: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(LUA.format(body=body, key=key))
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", f.name, url],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return float("nan")
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+            "p50": ms("50%"), "p99": ms("99%"), "requests": reqs, "errors": int(bad.group(1)) if bad else 0}
+
+
+def _bench_policies(dest: Path, upstream: str) -> None:
+    for src in (ROOT / "policies").glob("*.policy"):
+        text = src.read_text()
+        text = text.replace('"https://api.openai.com/v1"', f'"{upstream}"')
+        text = text.replace('"https://api.anthropic.com/v1"', f'"{upstream}"')
+        text = re.sub(r"rate_limit\s+\d+/min", "rate_limit 100000000/min", text)
+        (dest / src.name).write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    fake = start_fake_upstream()
+    tmp = Path(tempfile.mkdtemp(prefix="ghat-bench-"))
+    (tmp / "policies").mkdir()
+    _bench_policies(tmp / "policies", fake.url)
+    key = create_key("support-prod", tmp / "data", env="prod")
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--policies", str(tmp / "policies"), "--env", "prod",
+         "--data-dir", str(tmp / "data"), "--port", str(port), "--workers", str(args.workers)],
+        cwd=ROOT, env={**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    rows: list[tuple[str, int, dict[str, float], dict[str, float], float]] = []
+    try:
+        import httpx
+
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        pids = [server.pid, *_children(server.pid)] if args.workers > 1 else [server.pid]
+        for stream in (False, True):
+            body = {"model": "smart-default", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 256,
+                    "stream": stream}  # fmt: skip
+            direct = {**body, "model": "gpt-4o"}
+            gw_url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            up_url = f"{fake.origin}/v1/chat/completions"
+            _wrk(gw_url, json.dumps(body), key, 4, 2)  # warm up
+            for conns in (1, 16):
+                d = _wrk(up_url, json.dumps(direct), "x", conns, args.duration)
+                cpu0 = sum(_cpu_s(p) for p in pids)
+                g = _wrk(gw_url, json.dumps(body), key, conns, args.duration)
+                cpu = (sum(_cpu_s(p) for p in pids) - cpu0) / max(g["requests"], 1) * 1000
+                rows.append(("stream" if stream else "chat", conns, d, g, cpu))
+    finally:
+        server.terminate()
+        server.wait(30)
+        fake.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    cpu_name = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                     if ln.startswith("model name")), platform.processor())  # fmt: skip
+    print(f"{time.strftime('%Y-%m-%d')}, {cpu_name}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"{args.workers} worker(s), wrk -t1 for {args.duration}s per cell, prompt {len(PROMPT)} chars\n")
+    print("| mode | conns | upstream req/s | gateway req/s | upstream p50 / p99 ms | gateway p50 / p99 ms "
+          "| added p50 / p99 ms | gateway CPU ms/req | non-2xx |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for mode, conns, d, g, cpu in rows:
+        print(f"| {mode} | {conns} | {d['rps']:.0f} | {g['rps']:.0f} | {d['p50']:.2f} / {d['p99']:.2f} | "
+              f"{g['p50']:.2f} / {g['p99']:.2f} | {g['p50'] - d['p50']:+.2f} / {g['p99'] - d['p99']:+.2f} | "
+              f"{cpu:.2f} | {int(g['errors'])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
