@@ -219,3 +219,20 @@ def test_submit_after_close_is_kept_for_the_next_run(tmp_path: Path) -> None:
     w2 = open_log_writer(tmp_path)
     w2.close()
     assert SQLiteLogStore(tmp_path / "logs.sqlite3").get("req_00000007") is not None
+
+
+def test_prod_capture_never_reaches_any_byte_of_the_store_or_spill(tmp_path: Path) -> None:
+    secret, email = "AKIAZ3MQ7R4TUV2WX9YB", "jane.doe.planted@example.com"
+    sink = SlowSink(SQLiteLogStore(tmp_path / "logs.sqlite3"))
+    sink.gate.clear()  # force the overflow path too
+    w = LogWriter(sink, tmp_path, max_queue=10, batch_size=5)
+    for i in range(100):
+        w.submit(make_record(i, env="prod", captured={"prompt": f"{secret} {email}", "response": email}))
+    assert _spills(tmp_path)
+    spill_bytes = b"".join(p.read_bytes() for p in _spills(tmp_path))
+    sink.gate.set()
+    w.close()
+    files = [p for p in tmp_path.iterdir() if p.name.startswith(("logs.sqlite3", SPILL_PREFIX))]
+    assert SQLiteLogStore(tmp_path / "logs.sqlite3").count() == 100
+    for raw in [spill_bytes, *(p.read_bytes() for p in files)]:
+        assert secret.encode() not in raw and email.encode() not in raw
