@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dsl import ast
@@ -112,13 +112,35 @@ def _stage_apps(state: _State) -> None:
             plans=plans,
             settings=app.settings,
             whens=tuple(WhenRule(compile_condition(w.condition), w.settings, w.span) for w in app.whens),
-            input=compile_pipeline(app.input, "input", custom, app.shadow, app.name),
-            output=compile_pipeline(app.output, "output", custom, app.shadow, app.name),
+            input=_pipeline(app.input, "input", custom, app),
+            output=_pipeline(app.output, "output", custom, app),
             providers=providers,
             shadow=app.shadow,
             capture=app.capture,
             span=app.span,
         )
+
+
+def _pipeline(
+    block: ast.GuardBlock | None, direction: ast.Direction, custom: dict[str, ast.CustomDetector], app: ast.App
+) -> GuardPipeline:
+    """A block's pipeline, with shadow rules kept apart from enforced rules on the same detector.
+
+    `compile_pipeline` merges every rule of one detector into one, strictest
+    wins; a shadow rule merged with an enforced one would then be enforced.
+    Compiling such shadow rules as a pipeline of their own keeps them
+    observational: they report what they would have done and change nothing.
+    """
+    if block is None or app.shadow:
+        return compile_pipeline(block, direction, custom, app.shadow, app.name)
+    enforced = {g.detector for g in block.guards if not g.shadow}
+    lagging = [g for g in block.guards if g.shadow and g.detector in enforced]
+    if not lagging:
+        return compile_pipeline(block, direction, custom, False, app.name)
+    keep = tuple(g for g in block.guards if not any(g is x for x in lagging))
+    main = compile_pipeline(replace(block, guards=keep), direction, custom, False, app.name)
+    extra = compile_pipeline(ast.GuardBlock(direction, tuple(lagging)), direction, custom, False, app.name)
+    return GuardPipeline(direction, main.rules + extra.rules, main.block_message, app.name)
 
 
 STAGES: list[tuple[str, Callable[[_State], None]]] = [
