@@ -56,6 +56,39 @@ class WhenRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Effective:
+    """The settings in force for a request, flattened for the evaluator: no lookups left.
+
+    `bucket` is the rate-limit bucket of a per-app limit; a per-key limit
+    leaves it empty and the evaluator joins `bucket_head`, the key id and
+    `bucket_tail`.
+    """
+
+    settings: ast.Settings
+    cap: ast.MaxTokens | None
+    cap_span: ast.Span | None
+    rate: ast.RateLimit | None
+    rate_span: ast.Span | None
+    timeout_s: float | None
+    bucket: str
+    bucket_head: str
+    bucket_tail: str
+
+    @classmethod
+    def of(cls, env: str | None, app: str, settings: ast.Settings, when_span: ast.Span | None) -> Effective:
+        rate = settings.rate_limit
+        head = tail = bucket = ""
+        if rate is not None:
+            tail = f":{rate.limit}/{rate.period_s:g}"
+            head = f"{env}:{app}:key:" if rate.per == "key" else ""
+            bucket = "" if rate.per == "key" else f"{env}:{app}:app{tail}"
+        return cls(
+            settings, settings.max_tokens, settings.span_of("max_tokens") or when_span, rate,
+            settings.span_of("rate_limit") or when_span, settings.timeout_s, bucket, head, tail,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledApp:
     name: str
     env: str
@@ -68,6 +101,33 @@ class CompiledApp:
     shadow: bool
     capture: tuple[str, ...]
     span: ast.Span
+    base: Effective  # the settings when no `when` matches
+    policy_env: str | None = None
+    resolved: dict[tuple[int, ...], Effective] = field(default_factory=dict, compare=False, repr=False)
+
+    def effective(self, matched: tuple[int, ...]) -> Effective:
+        """The settings when exactly the `when`s at these indices match: merged once, then cached."""
+        eff = self.resolved.get(matched)
+        if eff is None:
+            settings = self.settings
+            for i in matched:
+                settings = override(settings, self.whens[i].settings)
+            eff = self.resolved[matched] = Effective.of(
+                self.policy_env, self.name, settings, self.whens[matched[-1]].span
+            )
+        return eff
+
+
+def override(base: ast.Settings, top: ast.Settings) -> ast.Settings:
+    """A `when` block's scalar settings over the app's: each field it sets wins."""
+    spans = dict(base.spans)
+    spans.update(dict(top.spans))
+    return ast.Settings(
+        max_tokens=top.max_tokens or base.max_tokens,
+        rate_limit=top.rate_limit or base.rate_limit,
+        timeout_s=top.timeout_s or base.timeout_s,
+        spans=tuple(spans.items()),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +178,8 @@ def _stage_apps(state: _State) -> None:
             shadow=app.shadow,
             capture=app.capture,
             span=app.span,
+            base=Effective.of(state.env, app.name, app.settings, None),
+            policy_env=state.env,
         )
 
 

@@ -24,22 +24,42 @@ def field_value(request: GatewayRequest, name: str) -> str:
     return request.metadata.get(name, "")
 
 
+def _getter(name: str) -> Callable[[GatewayRequest], str]:
+    """Read one field with no dispatch at run time: the branch is taken here, once."""
+    if name == "model":
+        return lambda r: r.model
+    if name == "endpoint":
+        return lambda r: r.endpoint
+    return lambda r: r.metadata.get(name, "")
+
+
 def compile_condition(expr: ast.Expr) -> Predicate:
     """Build the closure once; evaluating it allocates nothing."""
     if isinstance(expr, ast.Compare):
-        name, value = expr.field, expr.value
+        value = expr.value
+        if expr.field not in ("model", "endpoint"):
+            key = expr.field
+            if expr.op == "==":
+                return lambda r: r.metadata.get(key, "") == value
+            return lambda r: r.metadata.get(key, "") != value
+        get = _getter(expr.field)
         if expr.op == "==":
-            return lambda r: field_value(r, name) == value
-        return lambda r: field_value(r, name) != value
+            return lambda r: get(r) == value
+        return lambda r: get(r) != value
     if isinstance(expr, ast.Member):
-        name, values = expr.field, frozenset(expr.values)
+        get, values = _getter(expr.field), frozenset(expr.values)
         if expr.negated:
-            return lambda r: field_value(r, name) not in values
-        return lambda r: field_value(r, name) in values
+            return lambda r: get(r) not in values
+        return lambda r: get(r) in values
     if isinstance(expr, ast.Not):
         inner = compile_condition(expr.operand)
         return lambda r: not inner(r)
     parts = tuple(compile_condition(e) for e in expr.operands)
+    if len(parts) == 2:
+        first, second = parts
+        if isinstance(expr, ast.And):
+            return lambda r: first(r) and second(r)
+        return lambda r: first(r) or second(r)
     if isinstance(expr, ast.And):
         return lambda r: all(p(r) for p in parts)
     return lambda r: any(p(r) for p in parts)
