@@ -59,8 +59,8 @@ def test_a_set_with_errors_is_not_compiled() -> None:
 
 
 def test_when_combinations_are_merged_once() -> None:
-    src = SRC.replace("app a { env prod  models outer, mix }",
-                      'app a { env prod  models outer  max_tokens 10  when operation == "x" { max_tokens 20 } }')  # fmt: skip
+    app_a = 'app a { env prod  models outer  max_tokens 10  when operation == "x" { max_tokens 20 } }'
+    src = SRC.replace("app a { env prod  models outer, mix }", app_a)
     app = compile_policy(policy_set(src), "prod").apps["a"]
     assert app.base.cap is not None and app.base.cap.limit == 10
     eff = app.effective((0,))

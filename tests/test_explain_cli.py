@@ -34,7 +34,7 @@ def test_json_shows_when_override_and_route(tmp_path: Path, capsys: pytest.Captu
     assert data["decision"] == "allow" and data["max_tokens"] == 3000
     when = next(s for s in data["steps"] if s["step"] == "when")
     assert when["source"].strip().startswith('when operation == "bulk-summarize"')
-    assert [c["model"] for c in data["candidates"]][0] == "openai/gpt-4o"
+    assert data["candidates"][0]["model"] == "openai/gpt-4o"
 
 
 def test_embeddings_shape_and_bad_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
