@@ -15,10 +15,13 @@ from dsl.diagnostics import Diagnostic, Level
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One diagnostic kind. `configurable` is False for errors that leave a set uncompilable."""
+
     code: str
     name: str
     level: Level
     summary: str
+    configurable: bool = True
 
     def at(self, span: Span, message: str, help: str | None = None) -> Diagnostic:
         return Diagnostic(self.code, self.name, self.level, message, span, help)
@@ -27,10 +30,22 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def _rule(code: str, name: str, level: Level, summary: str) -> Rule:
-    rule = Rule(code, name, level, summary)
+BY_CODE: dict[str, Rule] = {}
+
+
+def _rule(code: str, name: str, level: Level, summary: str, configurable: bool | None = None) -> Rule:
+    # Errors the compiler cannot get past stay errors whatever a config says;
+    # lint rules (every W…, and the policy-intent errors marked so) can be tuned.
+    rule = Rule(code, name, level, summary, code.startswith("W") if configurable is None else configurable)
+    assert name not in RULES and code not in BY_CODE, f"rule {code} {name} declared twice"
     RULES[name] = rule
+    BY_CODE[code] = rule
     return rule
+
+
+def lookup(key: str) -> Rule | None:
+    """A rule by its name (`limits/no-rate-limit`) or its code (`W203`)."""
+    return RULES.get(key) or BY_CODE.get(key.upper())
 
 
 # Syntax (reported by the parser).
@@ -50,7 +65,9 @@ UNKNOWN_MODEL = _rule("E102", "reference/unknown-model", "error", "a model or al
 UNKNOWN_PROVIDER = _rule("E103", "reference/unknown-provider", "error", "a provider that is not declared")
 UNKNOWN_DETECTOR = _rule("E104", "reference/unknown-detector", "error", "a guard names no built-in or custom detector")
 UNKNOWN_APP = _rule("E105", "reference/unknown-app", "error", "a test block names an app that is not declared")
-UNKNOWN_FIELD = _rule("E106", "reference/unknown-field", "error", "a `when` condition tests a field requests do not have")
+UNKNOWN_FIELD = _rule(
+    "E106", "reference/unknown-field", "error", "a `when` condition tests a field requests do not have"
+)
 
 # Structure.
 ALIAS_CYCLE = _rule("E201", "routing/alias-cycle", "error", "aliases that route to each other in a loop")
@@ -58,18 +75,80 @@ ALIAS_EMPTY = _rule("E202", "routing/empty-alias", "error", "an alias with neith
 ALIAS_BOTH = _rule("E203", "routing/route-and-split", "error", "an alias with both a route and a split")
 SPLIT_WEIGHT = _rule("E204", "routing/bad-split-weight", "error", "split weights must be positive")
 KIND_MIX = _rule("E205", "routing/mixed-kinds", "error", "an alias mixes chat and embedding models")
-CLOSURE = _rule("E206", "routing/excluded-target", "error", "a route path reaches a model or provider the app excludes (P7)")
+CLOSURE = _rule(
+    "E206", "routing/excluded-target", "error", "a route path reaches a model or provider the app excludes (P7)"
+)
 PROVIDER_KIND = _rule("E207", "provider/unknown-kind", "error", "a provider kind that is not openai, anthropic or mock")
 APP_NO_MODELS = _rule("E208", "app/no-models", "error", "an app that allows no model")
 APP_NO_ENV = _rule("E209", "app/missing-env", "error", "an app without an environment")
 
 # Guardrails.
-GUARD_TYPE = _rule("E301", "guardrail/unknown-type", "error", "a `types` or `categories` entry the detector does not have")
+GUARD_TYPE = _rule(
+    "E301", "guardrail/unknown-type", "error", "a `types` or `categories` entry the detector does not have"
+)
 GUARD_OPTION = _rule("E302", "guardrail/unsupported-option", "error", "an option the detector does not take")
 GUARD_DIRECTION = _rule("E303", "guardrail/wrong-direction", "error", "a detector used on a direction it cannot scan")
 GUARD_TOPICS = _rule("E304", "guardrail/missing-topics", "error", "a topics guard with no topic")
-PATTERN_INVALID = _rule("E305", "pattern/invalid", "error", "a pattern that is not a valid linear-time regular expression")
+PATTERN_INVALID = _rule(
+    "E305", "pattern/invalid", "error", "a pattern that is not a valid linear-time regular expression"
+)
 PATTERN_EMPTY = _rule("E306", "pattern/matches-empty", "error", "a pattern that matches the empty string")
-TEMPLATE_VAR = _rule("E307", "template/unknown-variable", "error", "a message template uses a variable that is not provided")
+TEMPLATE_VAR = _rule(
+    "E307", "template/unknown-variable", "error", "a message template uses a variable that is not provided"
+)
 TEMPLATE_SYNTAX = _rule("E308", "template/syntax", "error", "a message template that does not parse")
-GUARD_DUPLICATE = _rule("W301", "guardrail/duplicate-guard", "warning", "one detector named twice in one block; the strictest wins")
+GUARD_DUPLICATE = _rule(
+    "W301", "guardrail/duplicate-guard", "warning", "one detector named twice in one block; the strictest wins"
+)
+
+GUARD_OFF = _rule("W302", "guardrail/guard-off", "warning", "a guard at `off` does nothing")
+
+# Lint: references nothing uses.
+UNUSED_ALIAS = _rule("W101", "reference/unused-alias", "warning", "an alias no app can reach")
+UNUSED_DETECTOR = _rule("W102", "reference/unused-detector", "warning", "a custom detector no guard uses")
+APP_DUPLICATE_MODEL = _rule("W103", "app/duplicate-model", "warning", "an app lists one model or alias twice")
+
+# Lint: routing, cost and limits.
+TIMEOUT_EXCEEDS_APP = _rule(
+    "W201",
+    "routing/timeout-exceeds-app",
+    "warning",
+    "a route or fallback attempt timeout longer than the app's whole timeout",
+)
+UNPRICED_MODEL = _rule("W202", "cost/unpriced-model", "warning", "an app can reach a model that has no price")
+NO_RATE_LIMIT = _rule("W203", "limits/no-rate-limit", "warning", "an app without a rate limit")
+NO_TOKEN_CAP = _rule("W204", "limits/no-token-cap", "warning", "a chat app without max_tokens")
+CAP_EXCEEDS_CONTEXT = _rule(
+    "W205",
+    "limits/cap-exceeds-context",
+    "warning",
+    "max_tokens larger than the context window of a model the app reaches",
+)
+
+# Lint: `when` blocks, decided exactly over each field's finite domain.
+WHEN_NEVER = _rule(
+    "W401", "when/never-matches", "warning", "a `when` condition no request admitted by the app satisfies"
+)
+WHEN_VALUE = _rule(
+    "W402",
+    "when/impossible-value",
+    "warning",
+    "a condition compares model or endpoint with a value an admitted request never has",
+)
+WHEN_CONFLICT = _rule(
+    "W403",
+    "when/conflicting-overrides",
+    "warning",
+    "two `when` blocks can match one request and set a field to different values",
+)
+WHEN_ALWAYS = _rule("W404", "when/always-matches", "note", "a `when` condition every admitted request satisfies")
+
+# Lint: security.
+LITERAL_API_KEY = _rule("W501", "security/literal-api-key", "warning", "a provider's api_key written into the policy")
+PROD_CAPTURE = _rule(
+    "E501",
+    "security/capture-in-prod",
+    "error",
+    "a prod app that asks to capture prompt or response text",
+    configurable=True,
+)

@@ -1,0 +1,280 @@
+"""Lint: what a policy set can compile with but probably should not say.
+
+Validation (`dsl/check.py`) decides whether a set compiles; these passes
+report what is legal but likely wrong or risky: dead `when` blocks, overrides
+that fight, timeouts that can never be used, unpriced models, missing limits,
+secrets in policy text. Like `check.PASSES`, `PASSES` is the list in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from dsl import ast, rules
+from dsl.conditions import ENDPOINTS, Domain, atoms, example, satisfy
+from dsl.diagnostics import Diagnostic
+from dsl.resolve import Index
+
+Pass = Callable[[ast.PolicySet, Index], Iterator[Diagnostic]]
+
+
+def unused(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """Aliases no app reaches and custom detectors no guard names are dead text."""
+    reached: set[str] = set()
+    for app in ps.apps:
+        for target in app.models:
+            reached |= _aliases_from(target.name, index)
+    for alias in ps.aliases:
+        if alias.name not in reached:
+            yield rules.UNUSED_ALIAS.at(
+                alias.span, f"alias '{alias.name}' is used by no app", "add it to an app's `models` or delete it"
+            )
+    used = {g.detector for app in ps.apps for block in (app.input, app.output) if block for g in block.guards}
+    for det in ps.detectors:
+        if det.name not in used:
+            yield rules.UNUSED_DETECTOR.at(
+                det.span,
+                f"detector '{det.name}' is used by no guard",
+                f"add `{det.name} redact` to an app's input or output block, or delete it",
+            )
+
+
+def app_models(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    for app in ps.apps:
+        seen: set[str] = set()
+        for target in app.models:
+            if target.name in seen:
+                yield rules.APP_DUPLICATE_MODEL.at(
+                    target.span, f"app '{app.name}' lists '{target.name}' twice", "remove the second mention"
+                )
+            seen.add(target.name)
+
+
+def limits(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """Every app should bound its spend: a rate limit, and a token cap when it serves chat."""
+    for app in ps.apps:
+        reached = [m for t in app.models for m, _ in index.reachable(t.name)]
+        chat = [m for m in reached if m.kind == "chat"]
+        if app.settings.rate_limit is None:
+            yield rules.NO_RATE_LIMIT.at(
+                app.span, f"app '{app.name}' has no rate limit", "add `rate_limit 600/min` (or `per key`)"
+            )
+        if app.settings.max_tokens is None and (chat or not reached):
+            yield rules.NO_TOKEN_CAP.at(
+                app.span,
+                f"app '{app.name}' has no token cap",
+                "add `max_tokens 1024` (clamps; `reject` refuses instead)",
+            )
+        windows = [m for m in chat if m.context is not None]
+        for settings in [app.settings, *(w.settings for w in app.whens)]:
+            cap = settings.max_tokens
+            if cap is None or not windows:
+                continue
+            smallest = min(windows, key=lambda m: m.context or 0)
+            if smallest.context is not None and cap.limit > smallest.context:
+                span = settings.span_of("max_tokens") or app.span
+                yield rules.CAP_EXCEEDS_CONTEXT.at(
+                    span,
+                    f"max_tokens {cap.limit} exceeds the {smallest.context}-token context of '{smallest.name}'",
+                    f"lower the cap to at most {smallest.context}, or route this app to larger models",
+                )
+
+
+def timeouts(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """An attempt timeout longer than the app's deadline can never run to its end."""
+    for app in ps.apps:
+        limit = app.settings.timeout_s
+        if limit is None:
+            continue
+        reported: set[ast.Span] = set()
+        for entry in app.models:
+            for _model, path in index.reachable(entry.name):
+                for target in path:
+                    if target.timeout_s is not None and target.timeout_s > limit and target.span not in reported:
+                        reported.add(target.span)
+                        yield rules.TIMEOUT_EXCEEDS_APP.at(
+                            target.span,
+                            f"'{target.name}' may wait {_secs(target.timeout_s)}, but app '{app.name}' "
+                            f"gives up after {_secs(limit)}",
+                            f"lower this timeout below {_secs(limit)} or raise the app's `timeout`",
+                        )
+
+
+def cost(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """Usage and cost reports need a price for every model an app can be served by."""
+    users: dict[str, str] = {}
+    for app in ps.apps:
+        for entry in app.models:
+            for model, path in index.reachable(entry.name):
+                users.setdefault(model.name, " → ".join([app.name, entry.name, *(t.name for t in path)]))
+    for model in ps.models:
+        if model.price is None and model.name in users and index.models.get(model.name) is model:
+            yield rules.UNPRICED_MODEL.at(
+                model.span,
+                f"model '{model.name}' has no price but serves {users[model.name]}",
+                "add `price in 0.15 out 0.60 per 1M` (write 0 for free models)",
+            )
+
+
+def guards(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    for app in ps.apps:
+        for block in (app.input, app.output):
+            for guard in block.guards if block else ():
+                if guard.action == "off":
+                    yield rules.GUARD_OFF.at(
+                        guard.span,
+                        f"'{guard.detector}' is off: this guard does nothing",
+                        "delete it, or use `detect` (or `shadow`) to watch without enforcing",
+                    )
+
+
+def security(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    for provider in ps.providers:
+        var = provider.name.upper().replace("-", "_") + "_API_KEY"
+        if provider.api_key_literal is not None:
+            yield rules.LITERAL_API_KEY.at(
+                provider.span,
+                f"provider '{provider.name}' has its api_key written in the policy",
+                f"policies live in version control: write `api_key env.{var}`",
+            )
+    for app in ps.apps:
+        if app.env == "prod" and app.capture:
+            yield rules.PROD_CAPTURE.at(
+                app.span,
+                f"prod app '{app.name}' captures {', '.join(app.capture)}",
+                "prompts and responses are never stored in prod; remove `capture`",
+            )
+
+
+def whens(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """Dead, always-true and conflicting `when` blocks, decided exactly (see dsl/conditions.py)."""
+    for app in ps.apps:
+        if app.whens:
+            yield from _app_whens(app, index)
+
+
+PASSES: list[tuple[str, Pass]] = [
+    ("unused", unused),
+    ("app-models", app_models),
+    ("limits", limits),
+    ("timeouts", timeouts),
+    ("cost", cost),
+    ("guards", guards),
+    ("security", security),
+    ("whens", whens),
+]
+
+
+# ── helpers ──────────────────────────────────────────────────────────────
+
+
+def _app_whens(app: ast.App, index: Index) -> Iterator[Diagnostic]:
+    conditions = [w.condition for w in app.whens]
+    models = [(t.name, index.kind_of(t.name)) for t in app.models]
+    domain = Domain.for_app(models, conditions)
+    live: list[ast.When] = []
+    for when in app.whens:
+        if satisfy(domain, when.condition) is None:
+            yield rules.WHEN_NEVER.at(
+                when.span, _why_never(app, when, domain, models, conditions), "fix the condition or delete the block"
+            )
+            continue
+        live.append(when)
+        yield from _impossible_values(app, when)
+        if satisfy(domain, ast.Not(when.condition)) is None:
+            yield rules.WHEN_ALWAYS.at(
+                when.span,
+                "this condition holds for every request the app admits",
+                "move these settings to the app itself",
+            )
+    for j, later in enumerate(live):
+        for earlier in live[:j]:
+            fields = [f for f in later.settings.set_fields() if _differs(earlier.settings, later.settings, f)]
+            if not fields:
+                continue
+            box = satisfy(domain, earlier.condition, later.condition)
+            if box is None:
+                continue
+            named = {a.field for w in (earlier, later) for a in atoms(w.condition)}
+            shown = ", ".join(f.removesuffix("_s") for f in fields)
+            yield rules.WHEN_CONFLICT.at(
+                later.span,
+                f"this block and the one at line {earlier.span.line} both match "
+                f"({example(domain, box, named)}) and set {shown} differently",
+                f"the later block wins; make the conditions exclusive (see {earlier.span})",
+            )
+
+
+def _why_never(
+    app: ast.App, when: ast.When, domain: Domain, models: list[tuple[str, str | None]], conditions: list[ast.Expr]
+) -> str:
+    """Say which kind of impossibility it is: contradiction, impossible value or endpoint/kind."""
+    relaxed = Domain.for_app(models, conditions, closed=False)
+    if satisfy(relaxed, when.condition) is None:
+        return "this condition contradicts itself: no request can match it"
+    bad = [_bad_value(app, a) for a in atoms(when.condition)]
+    reasons = [r for r in bad if r]
+    if reasons:
+        return f"this condition can never match: {reasons[0]}"
+    return "this condition can never match: no model the app allows serves that endpoint"
+
+
+def _impossible_values(app: ast.App, when: ast.When) -> Iterator[Diagnostic]:
+    for atom in atoms(when.condition):
+        reason = _bad_value(app, atom)
+        if reason:
+            yield rules.WHEN_VALUE.at(atom.span, reason, _value_help(app, atom.field))
+
+
+def _bad_value(app: ast.App, atom: ast.Compare | ast.Member) -> str | None:
+    values = (atom.value,) if isinstance(atom, ast.Compare) else atom.values
+    if atom.field == "model":
+        allowed = {t.name for t in app.models}
+        wrong = [v for v in values if v not in allowed]
+        if wrong:
+            return f"'{wrong[0]}' is not among the models of app '{app.name}'"
+    elif atom.field == "endpoint":
+        wrong = [v for v in values if v not in ENDPOINTS]
+        if wrong:
+            return f"endpoint is chat or embeddings, never '{wrong[0]}'"
+    return None
+
+
+def _value_help(app: ast.App, field: str) -> str:
+    if field == "model":
+        return "requests for other models are refused before `when` runs; the app's models are " + ", ".join(
+            t.name for t in app.models
+        )
+    return 'write endpoint == "chat" or endpoint == "embeddings"'
+
+
+def _differs(a: ast.Settings, b: ast.Settings, name: str) -> bool:
+    left, right = getattr(a, name), getattr(b, name)
+    if left is None or right is None:
+        return False
+    if isinstance(left, ast.RateLimit) and isinstance(right, ast.RateLimit):
+        return (left.limit, left.period_s, left.per) != (right.limit, right.period_s, right.per)
+    return bool(left != right)
+
+
+def _aliases_from(name: str, index: Index, seen: frozenset[str] = frozenset()) -> set[str]:
+    alias = index.aliases.get(name)
+    if alias is None or name in seen:
+        return set()
+    out = {name}
+    for target in index.targets_of(alias):
+        out |= _aliases_from(target.name, index, seen | {name})
+    return out
+
+
+def _secs(value: float) -> str:
+    return f"{value:g}s"
+
+
+def lint(ps: ast.PolicySet, index: Index | None = None) -> list[Diagnostic]:
+    """Run every lint pass; the result is sorted by position."""
+    index = index or Index.of(ps)
+    out: list[Diagnostic] = []
+    for _name, run in PASSES:
+        out.extend(run(ps, index))
+    return sorted(out, key=Diagnostic.sort_key)
