@@ -8,7 +8,7 @@ list `PASSES` is the pipeline, in one place. Lint rules that only warn live in
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import jinja2
 import jinja2.meta
@@ -261,7 +261,7 @@ def _unknown_model(target: ast.Target, index: Index) -> Diagnostic:
     )  # fmt: skip
 
 
-def _did_you_mean(name: str, candidates: dict[str, object]) -> str | None:
+def _did_you_mean(name: str, candidates: Mapping[str, object]) -> str | None:
     import difflib
 
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

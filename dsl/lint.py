@@ -8,7 +8,7 @@ secrets in policy text. Like `check.PASSES`, `PASSES` is the list in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from dsl import ast, rules
 from dsl.conditions import ENDPOINTS, Domain, atoms, example, satisfy
@@ -206,7 +206,7 @@ def _app_whens(app: ast.App, index: Index) -> Iterator[Diagnostic]:
 
 
 def _why_never(
-    app: ast.App, when: ast.When, domain: Domain, models: list[tuple[str, str | None]], conditions: list[ast.Expr]
+    app: ast.App, when: ast.When, domain: Domain, models: Sequence[tuple[str, str | None]], conditions: list[ast.Expr]
 ) -> str:
     """Say which kind of impossibility it is: contradiction, impossible value or endpoint/kind."""
     relaxed = Domain.for_app(models, conditions, closed=False)
@@ -243,7 +243,7 @@ def _bad_value(app: ast.App, atom: ast.Compare | ast.Member) -> str | None:
 def _value_help(app: ast.App, field: str) -> str:
     if field == "model":
         return "requests for other models are refused before `when` runs; the app's models are " + ", ".join(
-            t.name for t in app.models
+            dict.fromkeys(t.name for t in app.models)
         )
     return 'write endpoint == "chat" or endpoint == "embeddings"'
 
