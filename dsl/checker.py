@@ -134,10 +134,8 @@ def ignores(source: str) -> dict[int, frozenset[str] | None]:
         names = None if match.group(1) is None else frozenset(n.strip() for n in match.group(1).split(",") if n.strip())
         target = number + 1 if line.lstrip().startswith("#") else number
         for where in {number, target}:
-            if where in out and (out[where] is None or names is None):
-                out[where] = None
-            else:
-                out[where] = (out.get(where) or frozenset()) | (names or frozenset())
+            before = out.get(where, frozenset())
+            out[where] = None if names is None or before is None else before | names
     return out
 
 
