@@ -141,11 +141,13 @@ def satisfy(domain: Domain, *exprs: ast.Expr) -> Box | None:
 
 
 def _search(domain: Domain, goals: list[Formula], box: Box, steps: list[int]) -> Box | None:
+    """Apply every literal and conjunction first (cheap, and it prunes), then branch on an `or`."""
     steps[0] += 1
     if steps[0] > STEP_BUDGET:
         raise _OutOfBudget
     box = dict(box)
     pending = list(goals)
+    choices: list[Disj] = []
     while pending:
         goal = pending.pop()
         if isinstance(goal, Lit):
@@ -157,12 +159,15 @@ def _search(domain: Domain, goals: list[Formula], box: Box, steps: list[int]) ->
         elif isinstance(goal, Conj):
             pending.extend(goal.parts)
         else:
-            for part in goal.parts:
-                found = _search(domain, [*pending, part], box, steps)
-                if found is not None:
-                    return found
-            return None
-    return box if domain.admits(box) else None
+            choices.append(goal)
+    if not choices:
+        return box if domain.admits(box) else None
+    first, rest = choices[0], choices[1:]
+    for part in first.parts:
+        found = _search(domain, [*rest, part], box, steps)
+        if found is not None:
+            return found
+    return None
 
 
 def example(domain: Domain, box: Box, fields: Iterable[str]) -> str:
