@@ -140,31 +140,32 @@ VALUES = {"model": ["smart", "fast", "embed", "mixed", "ghost"], "endpoint": ["c
           "operation": ["a", "b", ""], "source_service": ["x", "y"]}  # fmt: skip
 
 
-def _atoms() -> st.SearchStrategy[ast.Expr]:
-    field = st.sampled_from(sorted(VALUES))
+def _exprs(values: dict[str, list[str]]) -> st.SearchStrategy[ast.Expr]:
+    """Random conditions over `values`: comparisons and memberships joined by not/and/or."""
+    field = st.sampled_from(sorted(values))
     compare = field.flatmap(
-        lambda f: st.builds(ast.Compare, st.just(f), st.sampled_from(["==", "!="]), st.sampled_from(VALUES[f]))
+        lambda f: st.builds(ast.Compare, st.just(f), st.sampled_from(["==", "!="]), st.sampled_from(values[f]))
     )
     member = field.flatmap(
         lambda f: st.builds(
             ast.Member,
             st.just(f),
-            st.lists(st.sampled_from(VALUES[f]), min_size=1, max_size=3).map(tuple),
+            st.lists(st.sampled_from(values[f]), min_size=1, max_size=3).map(tuple),
             st.booleans(),
         )
     )
-    return compare | member
+    return st.recursive(
+        compare | member,
+        lambda inner: (
+            st.builds(ast.Not, inner)
+            | st.builds(ast.And, st.lists(inner, min_size=2, max_size=3).map(tuple))
+            | st.builds(ast.Or, st.lists(inner, min_size=2, max_size=3).map(tuple))
+        ),
+        max_leaves=8,
+    )
 
 
-EXPRS = st.recursive(
-    _atoms(),
-    lambda inner: (
-        st.builds(ast.Not, inner)
-        | st.builds(ast.And, st.lists(inner, min_size=2, max_size=3).map(tuple))
-        | st.builds(ast.Or, st.lists(inner, min_size=2, max_size=3).map(tuple))
-    ),
-    max_leaves=8,
-)
+EXPRS = _exprs(VALUES)
 
 
 def _holds(expr: ast.Expr, request: dict[str, str]) -> bool:
@@ -229,3 +230,41 @@ def test_budget_exhaustion_answers_maybe(monkeypatch: pytest.MonkeyPatch) -> Non
     assert satisfy(domain, expr) == {}
     monkeypatch.setattr(conditions, "STEP_BUDGET", 1000)
     assert satisfy(domain, expr) is None
+
+
+# ── end to end: policy text → parser → lint agrees with brute force ─────────
+
+APP_MODELS = {"smart": "chat", "embed": "embedding", "local/echo": "chat"}
+
+
+def _render(expr: ast.Expr) -> str:
+    if isinstance(expr, ast.Compare):
+        return f'{expr.field} {expr.op} "{expr.value}"'
+    if isinstance(expr, ast.Member):
+        values = ", ".join(f'"{v}"' for v in expr.values)
+        return f"{expr.field} {'not in' if expr.negated else 'in'} [{values}]"
+    if isinstance(expr, ast.Not):
+        return f"not ({_render(expr.operand)})"
+    joiner = " and " if isinstance(expr, ast.And) else " or "
+    return joiner.join(f"({_render(e)})" for e in expr.operands)
+
+
+def _admitted_app_requests() -> list[dict[str, str]]:
+    out = []
+    for model, kind in APP_MODELS.items():
+        endpoint = "embeddings" if kind == "embedding" else "chat"
+        for op, svc in itertools.product(["a", "b", "", "zz"], ["x", "y", "", "zz"]):
+            out.append({"model": model, "endpoint": endpoint, "operation": op, "source_service": svc})
+    return out
+
+
+APP_REQUESTS = _admitted_app_requests()
+APP_VALUES = {**VALUES, "model": ["smart", "embed", "local/echo", "ghost"]}
+
+
+@settings(max_examples=150, deadline=None)
+@given(_exprs(APP_VALUES))
+def test_never_matches_is_reported_exactly_when_no_admitted_request_matches(expr: ast.Expr) -> None:
+    out = _lint(_app(f"when {_render(expr)} {{ timeout 10s }}", models="smart, embed, local/echo"))
+    never = any(r == "when/never-matches" for r, _, _ in out)
+    assert never == (not any(_holds(expr, r) for r in APP_REQUESTS))
