@@ -188,21 +188,30 @@ def _app_whens(app: ast.App, index: Index) -> Iterator[Diagnostic]:
                 "move these settings to the app itself",
             )
     for j, later in enumerate(live):
-        for earlier in live[:j]:
-            fields = [f for f in later.settings.set_fields() if _differs(earlier.settings, later.settings, f)]
-            if not fields:
-                continue
-            box = satisfy(domain, earlier.condition, later.condition)
-            if box is None:
-                continue
-            named = {a.field for w in (earlier, later) for a in atoms(w.condition)}
-            shown = ", ".join(f.removesuffix("_s") for f in fields)
+        clashes = [c for c in (_clash(domain, earlier, later) for earlier in reversed(live[:j])) if c]
+        if clashes:  # one report per block, naming the nearest block it fights with
+            earlier, witness, shown = clashes[0]
+            more = (
+                f" (and {len(clashes) - 1} earlier block{'s' if len(clashes) > 2 else ''})" if len(clashes) > 1 else ""
+            )
             yield rules.WHEN_CONFLICT.at(
                 later.span,
-                f"this block and the one at line {earlier.span.line} both match "
-                f"({example(domain, box, named)}) and set {shown} differently",
+                f"this block and the one at line {earlier.span.line}{more} both match "
+                f"({witness}) and set {shown} differently",
                 f"the later block wins; make the conditions exclusive (see {earlier.span})",
             )
+
+
+def _clash(domain: Domain, earlier: ast.When, later: ast.When) -> tuple[ast.When, str, str] | None:
+    """The request both blocks match and the fields they set differently, if there is one."""
+    fields = [f for f in later.settings.set_fields() if _differs(earlier.settings, later.settings, f)]
+    if not fields:
+        return None
+    box = satisfy(domain, earlier.condition, later.condition)
+    if box is None:
+        return None
+    named = {a.field for w in (earlier, later) for a in atoms(w.condition)}
+    return earlier, example(domain, box, named), ", ".join(f.removesuffix("_s") for f in fields)
 
 
 def _why_never(
