@@ -9,8 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dsl.ast import PolicySet
 from dsl.checker import Config, ConfigError, check_paths, check_policy_set, fails, has_errors, ignores, parse_config
 from dsl.parser import parse_text
+from tests.strategies import policy_sets
 
 BROKEN = Path(__file__).parent / "policies" / "broken"
 SHIPPED = Path(__file__).resolve().parent.parent / "policies"
@@ -55,8 +57,6 @@ def test_shipped_policies_pass_check() -> None:
 
 def _check(text: str, config: Config | None = None) -> list[tuple[str, str, int]]:
     pf, diags = parse_text(text, "t.policy")
-    from dsl.ast import PolicySet
-
     out = check_policy_set(PolicySet((pf,)), {"t.policy": text}, config, diags)
     return [(d.rule, d.level, d.span.line) for d in out]
 
@@ -127,8 +127,6 @@ def test_ignores_table() -> None:
 
 def test_fail_levels() -> None:
     pf, diags = parse_text(APP, "t.policy")
-    from dsl.ast import PolicySet
-
     out = check_policy_set(PolicySet((pf,)), None, None, diags)
     assert not has_errors(out)
     assert not fails(out, "error") and fails(out, "warning") and fails(out, "note") and not fails(out, "never")
@@ -166,3 +164,12 @@ def test_random_token_soup_never_crashes_and_always_reports_a_place(tmp_path: Pa
     result = check_paths([tmp_path], Config())
     _assert_located(list(result.diagnostics), tmp_path)
     assert "syntax/internal-error" not in {d.rule for d in result.diagnostics}
+
+
+@settings(max_examples=60, deadline=None)
+@given(policy_sets())
+def test_generated_valid_sets_lint_without_crashing_or_new_errors(policy_set: PolicySet) -> None:
+    """Sets the generator builds pass validation; lint may warn, but adds no error but prod capture."""
+    out = check_policy_set(policy_set)
+    assert all(d.span.line >= 1 and d.span.col >= 1 for d in out)
+    assert {d.rule for d in out if d.level == "error"} <= {"security/capture-in-prod"}
