@@ -97,8 +97,8 @@ def size(n: int) -> str:
 
 
 def duration(x: float) -> str:
-    """The largest unit that gives a whole number (1h, 2m, 20s, 500ms), else decimal seconds."""
-    for suffix, unit in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+    """Whole hours as `1h`, whole seconds as `20s`, below that `500ms`, else decimal seconds."""
+    for suffix, unit in (("h", 3600.0), ("s", 1.0)):
         n = x / unit
         if n >= 1 and n.is_integer() and float(int(n)) * unit == x:
             return f"{int(n)}{suffix}"
@@ -394,7 +394,7 @@ def _guard(g: ast.Guard, cst: Cst) -> Stmt:
         "restore" * g.restore,
         f"message {quote(g.message)}" if g.message is not None else "",
     )
-    return Stmt(g.detector, rest, cst, group="g")
+    return Stmt(g.detector, rest, cst)
 
 
 def _guard_block(b: ast.GuardBlock, cst: Cst) -> Stmt:
@@ -449,7 +449,7 @@ def _test(t: ast.TestCase, cst: Cst) -> Stmt:
     if t.request != ast.TestRequest():
         rcst = _find(cst, "test_request", 0)
         found = _all(rcst, "request_field")
-        rows = [Stmt(k, _value(k, v), _nth(found, i)) for i, (k, v) in enumerate(t.request.fields)]
+        rows = [Stmt(k, _value(k, v), _nth(found, i), group="f") for i, (k, v) in enumerate(t.request.fields)]
         if t.request.metadata:
             blocks = _all(rcst, "request_metadata")
             metas = [m for b in blocks for m in statements(b)]
