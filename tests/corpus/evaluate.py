@@ -8,71 +8,15 @@ positive rate on the benign set. Run: python -m tests.corpus.evaluate
 
 from __future__ import annotations
 
-import json
 import sys
-from collections import defaultdict
-from pathlib import Path
 
 from dsl.catalog import PII_DEFAULT_TYPES, PII_TYPES
 from engine.detectors.base import Detector, ScanContext
 from engine.detectors.injection import DEFAULT_THRESHOLD, InjectionDetector
 from engine.detectors.pii import PiiDetector
 from engine.detectors.secrets import SecretsDetector
-
-HERE = Path(__file__).parent
-Counts = dict[str, list[int]]  # type → [tp, fp, fn]
-
-
-def load(name: str) -> list[dict[str, object]]:
-    with (HERE / f"{name}.jsonl").open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def span_counts(detector: Detector, rows: list[dict[str, object]]) -> tuple[Counts, list[str]]:
-    counts: Counts = defaultdict(lambda: [0, 0, 0])
-    errors: list[str] = []
-    for row in rows:
-        text = str(row["text"])
-        labels = []
-        for label in row["labels"]:  # type: ignore[attr-defined]
-            start = text.find(label["value"])
-            labels.append((label["type"], start, start + len(label["value"])))
-        matched: set[int] = set()
-        for f in detector.scan(text, ScanContext()):
-            hit = next(
-                (i for i, (t, s, e) in enumerate(labels) if t == f.type and f.start < e and s < f.end), None
-            )
-            if hit is None:
-                counts[f.type][1] += 1
-                errors.append(f"FP {f.type}: {text[:90]!r}")
-            else:
-                if hit not in matched:
-                    counts[f.type][0] += 1
-                matched.add(hit)
-        for i, (t, _s, _e) in enumerate(labels):
-            if i not in matched:
-                counts[t][2] += 1
-                errors.append(f"FN {t}: {text[:90]!r}")
-    return counts, errors
-
-
-def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    p = tp / (tp + fp) if tp + fp else 1.0
-    r = tp / (tp + fn) if tp + fn else 1.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
-
-def table(title: str, counts: Counts) -> list[str]:
-    lines = [f"\n## {title}", f"{'type':24} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7} {'f1':>6}"]
-    total = [0, 0, 0]
-    for t in sorted(counts):
-        tp, fp, fn = counts[t]
-        total = [total[0] + tp, total[1] + fp, total[2] + fn]
-        p, r, f = prf(tp, fp, fn)
-        lines.append(f"{t:24} {tp:4} {fp:4} {fn:4} {p:9.3f} {r:7.3f} {f:6.3f}")
-    p, r, f = prf(*total)
-    lines.append(f"{'ALL':24} {total[0]:4} {total[1]:4} {total[2]:4} {p:9.3f} {r:7.3f} {f:6.3f}")
-    return lines
+from tests.corpus import eval_families
+from tests.corpus.metrics import load, prf, span_counts, table
 
 
 def injection_report(rows: list[dict[str, object]]) -> tuple[list[str], list[str]]:
@@ -99,20 +43,33 @@ def injection_report(rows: list[dict[str, object]]) -> tuple[list[str], list[str
     ], errors
 
 
+def span_family(name: str, detector: Detector, title: str) -> tuple[list[str], list[str]]:
+    """One span-labelled corpus file as a per-type table."""
+    rows = load(name)
+    counts, errors = span_counts(detector, rows)
+    return table(f"{title} ({len(rows)} cases, {name}.jsonl)", counts), errors
+
+
 def main() -> int:
     verbose = "-v" in sys.argv
     out: list[str] = ["# ghat detector evaluation (tests/corpus)"]
     errors: list[str] = []
-    counts, errs = span_counts(PiiDetector(frozenset(PII_DEFAULT_TYPES)), load("pii"))
-    out += table(f"pii, structured types ({len(load('pii'))} cases)", counts)
-    errors += errs
-    counts, errs = span_counts(PiiDetector(frozenset(PII_TYPES)), load("pii_contextual"))
-    title = f"pii, contextual types: person, street_address, date_of_birth ({len(load('pii_contextual'))} cases)"
-    out += table(title, counts)
-    errors += errs
-    counts, errs = span_counts(SecretsDetector(), load("secrets"))
-    out += table(f"secrets ({len(load('secrets'))} cases)", counts)
-    errors += errs
+    default_pii, all_pii = PiiDetector(frozenset(PII_DEFAULT_TYPES)), PiiDetector(frozenset(PII_TYPES))
+    families: list[tuple[str, Detector, str]] = [
+        ("pii", default_pii, "pii, structured types, in-sample"),
+        ("pii_heldout", default_pii, "pii, structured types, HELD-OUT"),
+        ("pii_contextual", all_pii, "pii, contextual types: person, street_address, date_of_birth"),
+        ("secrets", SecretsDetector(), "secrets, in-sample"),
+        ("secrets_heldout", SecretsDetector(), "secrets, HELD-OUT"),
+    ]
+    for name, detector, title in families:
+        lines, errs = span_family(name, detector, title)
+        out += lines
+        errors += errs
+    for report in (eval_families.safety_report, eval_families.topics_report, eval_families.groundedness_report):
+        lines, errs = report(load)
+        out += lines
+        errors += errs
     lines, errs = injection_report(load("injection"))
     out += lines
     errors += errs
