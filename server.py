@@ -131,6 +131,9 @@ class GatewayApp:
             text = "\n".join(f"{d.span}: {d.code} {d.message}" for d in err.diagnostics)
             await send({"type": "lifespan.startup.failed", "message": f"the policy set does not compile:\n{text}"})
             return
+        except RuntimeError as err:  # a setting that cannot be honoured (e.g. tracing without its SDK)
+            await send({"type": "lifespan.startup.failed", "message": str(err)})
+            return
         gw = self.gateway
         async with anyio.create_task_group() as tg:
             tg.start_soon(gw.watch)

@@ -31,6 +31,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds in-flight requests get on SIGTERM")
     p.add_argument("--no-watch", action="store_true", help="reload only on SIGHUP, not on file changes")
     p.add_argument("--access-log", action="store_true", help="log every request line (costs CPU)")
+    p.add_argument("--otlp-endpoint", help="send OpenTelemetry traces to this OTLP/HTTP traces URL (default: "
+                   "$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or $OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; needs ghat[otel])")
 
 
 def register(sub: Any) -> None:
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from adapters.api.state import Settings
+    from adapters.tracing import otlp_endpoint_from_env
     from engine.keys import data_dir, keys_path
     from server import SETTINGS_ENV
 
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         policies=str(Path(args.policies).resolve()), env=args.env,
         keys=str(keys_path(args.keys, data).resolve()), data_dir=str(data.resolve()),
         redis_url=args.redis_url, max_body_bytes=args.max_body_bytes, watch=not args.no_watch,
+        otlp_endpoint=args.otlp_endpoint or otlp_endpoint_from_env(),
     )  # fmt: skip
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
     loop = "uvloop" if sys.platform != "win32" else "asyncio"

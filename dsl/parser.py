@@ -177,7 +177,8 @@ def friendly_error(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
     end_col = col + 1
     help: str | None = None
     if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        pos = exc.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
         message = f"unexpected character {ch!r}"
         if ch == '"':
             message, help = "unterminated string", 'close the string with " on the same line'
@@ -192,7 +193,7 @@ def friendly_error(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic("E007", "syntax/unexpected-character", "error", message,
                           ast.Span(path, line, col, line, end_col), help)  # fmt: skip
     if isinstance(exc, UnexpectedEOF):
-        expected = set(exc.expected)
+        expected: set[str] = {str(t) for t in exc.expected}
         message = "unexpected end of file"
         if "RBRACE" in expected:
             message, help = "unexpected end of file: a block is not closed", "add the missing '}'"
@@ -200,7 +201,7 @@ def friendly_error(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic("E002", "syntax/unexpected-eof", "error", message, span, help)
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
-        expected = set(exc.accepts or exc.expected)
+        expected = {str(t) for t in (exc.accepts or exc.expected)}
         if tok.type == "$END":
             span = _eof_span(text, path)
             help = "add the missing '}'" if "RBRACE" in expected else None

@@ -81,10 +81,11 @@ class Gateway:
 
 
 def start_gateway(tmp: Path, upstream_url: str, apps: tuple[str, ...] = ("gw-test", "gw-limited"),
-                  extra: tuple[str, ...] = ()) -> Gateway:
+                  extra: tuple[str, ...] = (), policy: str | None = None) -> Gateway:
+    """`ghat serve` on the server tests' policy (or `policy`, its `__UPSTREAM__` filled in), ready."""
     data_dir = tmp / "data"
     policy_dir = tmp / "policies"
-    write_policy(policy_dir, upstream_url)
+    write_policy(policy_dir, upstream_url, policy.replace("__UPSTREAM__", upstream_url) if policy else None)
     keys = {app: create_key(app, data_dir) for app in apps}
     for attempt in range(3):
         port = _free_port()

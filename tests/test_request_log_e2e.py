@@ -9,7 +9,6 @@ store's bytes; SIGTERM under load loses no answered request.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import pytest
 
 from adapters.logstore.writer import SPILL_PREFIX
 from tests.fixtures_upstream import FakeUpstream
-from tests.gateway_process import ENV, ROOT, Gateway, _free_port, create_key, write_policy
+from tests.gateway_process import ROOT, Gateway, start_gateway
 
 APP = "logs-e2e"
 POLICY = """
@@ -59,27 +58,7 @@ EMAIL = "jane.doe.planted@example.com"
 
 
 def start(tmp: Path, upstream: str) -> Gateway:
-    data_dir, policy_dir = tmp / "data", tmp / "policies"
-    write_policy(policy_dir, upstream, POLICY.replace("__UPSTREAM__", upstream))
-    keys = {APP: create_key(APP, data_dir)}
-    port = _free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    logf = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--policies", str(policy_dir), "--env", ENV,
-         "--data-dir", str(data_dir), "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, stdout=logf, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    gw = Gateway(proc, port, data_dir, policy_dir, keys)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{gw.base}/readyz", timeout=1).status_code == 200:
-                return gw
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    gw.stop()
-    raise RuntimeError(f"ghat serve did not start:\n{gw.log()}")
+    return start_gateway(tmp, upstream, apps=(APP,), policy=POLICY)
 
 
 def ghat_json(*args: str, data_dir: Path) -> Any:

@@ -81,6 +81,7 @@ class Settings:
     redis_url: str | None = None
     max_body_bytes: int = 1 << 20
     watch: bool = True
+    otlp_endpoint: str | None = None  # OpenTelemetry traces over OTLP/HTTP when set
 
 
 def _mtimes(paths: list[Path]) -> tuple[tuple[str, int], ...]:
@@ -126,7 +127,7 @@ class Gateway:
         self.served: Served = build_served(settings, None)  # at start a bad set is fatal: nothing to keep
         self.keys = KeyStore.load(Path(settings.keys))
         self.limiter: RateLimiter = self._limiter()
-        self.observers: Observers = open_observers(Path(settings.data_dir), settings.env)
+        self.observers: Observers = open_observers(Path(settings.data_dir), settings.env, settings.otlp_endpoint)
         self.started = time.time()
         self.ready = True
         self.reloads = 0

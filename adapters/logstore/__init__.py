@@ -42,6 +42,3 @@ def open_log_writer(data_dir: str | os.PathLike[str] | None = None, *, max_queue
     path = default_log_path(data_dir)
     return LogWriter(SQLiteLogStore(path), path.parent, max_queue=max_queue)
 
-
-# The name `adapters/api/observe.py` looks up.
-open_writer = open_log_writer
