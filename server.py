@@ -199,6 +199,7 @@ class GatewayApp:
                              for d, o in trail.outcomes),
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
             reasoning_tokens=u.reasoning_tokens, usage_source=u.source, cost_usd=cost, timings_ms=ex.timings(),
+            max_tokens=req.max_tokens if req else None,
         )  # fmt: skip
         gw.observers.record(record)
         ex.t["log"] = (time.perf_counter() - t0) * 1000.0 - ex.t["usage"]

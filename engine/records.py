@@ -56,3 +56,4 @@ class LogRecord:
     cost_usd: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)  # total, resolve, guardrails, provider, log, usage, overhead
     captured: dict[str, str] | None = None  # only when the app enables capture outside prod
+    max_tokens: int | None = None  # as the caller asked (before any cap): `ghat replay` re-decides caps

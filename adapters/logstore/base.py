@@ -48,6 +48,7 @@ def record_to_dict(r: LogRecord) -> dict[str, Any]:
         "cost_usd": r.cost_usd,
         "timings_ms": dict(r.timings_ms),
         "captured": dict(r.captured) if r.captured and r.env != "prod" else None,
+        "max_tokens": r.max_tokens,
     }
 
 
@@ -83,6 +84,7 @@ def record_from_dict(d: Mapping[str, Any]) -> LogRecord:
         cost_usd=float(d.get("cost_usd") or 0.0),
         timings_ms={str(k): float(v) for k, v in (d.get("timings_ms") or {}).items()},
         captured=d.get("captured"),
+        max_tokens=int(d["max_tokens"]) if isinstance(d.get("max_tokens"), int) else None,
     )
 
 
