@@ -62,3 +62,55 @@ def test_offsets_are_code_points() -> None:
     text = "héllo wörld 😀 mail bob@corp.io"
     [f] = DEFAULT.scan(text, ScanContext())
     assert text[f.start : f.end] == "bob@corp.io"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Please forward this to Esperanza Moreau in accounting.", [("person", "Esperanza Moreau")]),
+        ("Thanks Sophie Nowak, that fixed it!", [("person", "Sophie Nowak")]),
+        ("Can you reply to Isabella van der Berg?", [("person", "Isabella van der Berg")]),
+        ("Grace Hopper wrote the first compiler.", [("person", "Grace Hopper")]),  # ambiguous given name + Census surname
+        ("Dear Wanjiru,", [("person", "Wanjiru")]),  # a strong cue takes unknown names
+        ("Please ask Prof. Haddad about the grant.", [("person", "Haddad")]),
+        ("Hauptstraße 12, 10115 Berlin", [("street_address", "Hauptstraße 12, 10115 Berlin")]),
+        ("Send it to 12 rue de la Paix, 75002 Paris.", [("street_address", "12 rue de la Paix, 75002 Paris")]),
+        ("Ship to 882 Kingsway, Austin, TX 78701", [("street_address", "882 Kingsway, Austin, TX 78701")]),
+        ("PO Box 4432, Springfield, MO 65801", [("street_address", "PO Box 4432, Springfield, MO 65801")]),
+        ('{"dob": "1985-04-12"}', [("date_of_birth", "1985-04-12")]),
+        ("d.o.b. 3rd of March 1990", [("date_of_birth", "3rd of March 1990")]),
+    ],
+)
+def test_contextual_types(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text, ALL) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Grace Period ends on Monday.",  # ambiguous given name, no Census surname
+        "The Hope Diamond is in the Smithsonian.",  # an article before the phrase
+        "Faith Hill Road is closed.",  # the phrase ends as a place
+        "Victoria Station is closed this weekend.",
+        "We have 3 Oak Park offices and 12 people.",
+        "Route 66 runs through Tucson.",
+        "Release date: 04/12/2025.",
+        "DOB: 45/13/1990",  # not a calendar date
+        "Birthday party on 2024-06-01 at noon.",
+    ],
+)
+def test_contextual_hard_negatives(text: str) -> None:
+    assert found(text, ALL) == []
+
+
+def test_contextual_types_scan_in_linear_time() -> None:
+    import time
+
+    unit = "Dear Sophie Nowak, 12 Oak Street DOB 01/02/1990 Mr. Ab Cd Ef Gh "
+    times = []
+    for n in (10_000, 100_000):
+        text = (unit * (n // len(unit) + 1))[:n]
+        start = time.perf_counter()
+        ALL.scan(text, ScanContext())
+        times.append(time.perf_counter() - start)
+    assert times[1] / max(times[0], 1e-6) < 25, times

@@ -8,6 +8,7 @@ A 2 KB prompt with no candidates costs one set scan, a few microseconds.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -95,12 +96,18 @@ def drop_overlaps(found: list[tuple[int, int, str, int]]) -> list[tuple[int, int
     """Keep one finding per overlapping cluster: the highest priority, then the longest.
 
     Items are (start, end, type, priority); a specific vendor pattern outranks the
-    generic assignment rules that also see the same value.
+    generic assignment rules that also see the same value. Kept spans are disjoint
+    and held sorted, so each candidate checks only its two neighbours (n log n).
     """
     found.sort(key=lambda f: (-f[3], -(f[1] - f[0]), f[0]))
+    starts: list[int] = []
     kept: list[tuple[int, int, str]] = []
     for start, end, type_, _ in found:
-        if all(end <= s or start >= e for s, e, _t in kept):
-            kept.append((start, end, type_))
-    kept.sort()
+        i = bisect.bisect_right(starts, start)
+        if i > 0 and kept[i - 1][1] > start:
+            continue  # the kept span before this one reaches into it
+        if i < len(kept) and kept[i][0] < end:
+            continue  # the kept span after this one starts inside it
+        starts.insert(i, start)
+        kept.insert(i, (start, end, type_))
     return kept

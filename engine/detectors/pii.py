@@ -5,15 +5,13 @@ street addresses and dates of birth when a policy asks for them.
 Structured types are found by one RE2 set pass and confirmed by their checksums
 or validators (Luhn and issuer ranges, IBAN mod-97 via python-stdnum, phone
 numbers via `phonenumbers`, SSN area rules, `ipaddress`). The three contextual
-types (`person`, `street_address`, `date_of_birth`) use shipped name lists and
-context rules; they are off unless a policy names them in `types`.
+types (`person`, `street_address`, `date_of_birth`, pii_context.py) use shipped
+name lists and context rules; they are off unless a policy names them in `types`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
-from importlib import resources
 
 import phonenumbers
 import re2
@@ -24,6 +22,7 @@ from dsl import ast
 from dsl.catalog import PII_DEFAULT_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
 from engine.detectors.patterns import PatternSet, Rule, drop_overlaps
+from engine.detectors.pii_context import CONTEXT_RULES
 from engine.detectors.placeholders import strip_tags
 from engine.detectors.registry import register
 
@@ -146,39 +145,6 @@ def _ipv6(text: str, m: re2._Match) -> tuple[int, int] | None:
     return m.start(1), m.end(1)
 
 
-@lru_cache(maxsize=1)
-def first_names() -> frozenset[str]:
-    text = resources.files("engine.detectors").joinpath("data/first_names.txt").read_text()
-    return frozenset(
-        w for line in text.splitlines() if not line.startswith("#") for w in line.split()
-    )
-
-
-_NOT_SURNAMES = frozenset(
-    ["street", "avenue", "road", "lane", "drive", "inc", "ltd", "llc", "corp", "the", "and", "of", "for", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "university", "college", "hospital", "bank", "park"]
-)
-
-
-def _person(text: str, m: re2._Match) -> tuple[int, int] | None:
-    if m.group(1) is not None:  # a cue: "my name is", "Dear", "Mr."
-        return m.start(1), m.end(1)
-    first, last = m.group(3), m.group(4)
-    if first.lower() not in first_names() or last.lower() in _NOT_SURNAMES:
-        return None
-    return m.start(2), m.end(2)
-
-
-_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-_DATE = (
-    r"(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)?\d{2}|(?:19|20)\d{2}[/.-]\d{1,2}[/.-]\d{1,2}"
-    r"|\d{1,2}(?:st|nd|rd|th)?\s(?:of\s)?" + _MONTH + r",?\s(?:19|20)\d{2}"
-    r"|" + _MONTH + r"\.?\s\d{1,2}(?:st|nd|rd|th)?,?\s(?:19|20)\d{2})"
-)
-_STREET_SUFFIX = (
-    r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl"
-    r"|terrace|parkway|pkwy|circle|cir|highway|hwy|square|sq|trail|close|crescent)"
-)
-
 RULES: tuple[tuple[Rule, int], ...] = (
     (Rule("email", r"([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})(?:[^\[A-Za-z0-9.-]|\.(?:[^\[A-Za-z0-9]|$)|$)", _email), 9),
     (Rule("credit_card", r"(?:^|[^\]0-9A-Za-z_.-])((?:\d[ -]?){12,18}\d)(?:[^\[0-9A-Za-z_-]|$)", _card), 8),
@@ -188,10 +154,8 @@ RULES: tuple[tuple[Rule, int], ...] = (
     (Rule("phone", r"(?:^|[^\]0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})(?:[^\[0-9A-Za-z_]|$)", _phone), 5),
     (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z.])((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?:[^\[0-9A-Za-z.]|\.(?:[^\[0-9]|$)|$)", _ipv4), 6),
     (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?:[^\[0-9A-Za-z:]|$)", _ipv6), 6),
-    (Rule("date_of_birth", r"(?i:\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on| in)?)\b[\s:,-]{0,4}(?:is\s|was\s|on\s|:\s?)?)(?i:(" + _DATE + r"))", None), 6),
-    (Rule("street_address", r"\b(\d{1,6}[A-Za-z]?\s(?:[A-Z][a-z]{1,20}\s){1,4}(?i:" + _STREET_SUFFIX + r")\.?(?:,?\s(?i:apt|suite|unit|#)\.?\s?[0-9A-Za-z-]{1,6})?(?:,\s[A-Z][a-z]{2,20}(?:\s[A-Z][a-z]{2,20})?(?:,\s[A-Z]{2}(?:\s\d{5}(?:-\d{4})?)?)?)?)\b", None), 6),
-    (Rule("person", r"(?:(?i:my name is|i am called|name:|dear|signed,|regards,|sincerely,)\s{1,3}|\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s)([A-Z][a-z]{1,20}(?:[\s-][A-Z][a-z]{1,20}){0,2})|\b(([A-Z][a-z]{1,20})\s(?:[A-Z]\.\s)?([A-Z][a-z]{1,20}))\b", _person), 4),
 )  # fmt: skip
+RULES += CONTEXT_RULES  # person, street_address, date_of_birth: compiled in only when named
 
 
 class PiiDetector:
