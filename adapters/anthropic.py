@@ -14,27 +14,15 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import httpx
-
 from adapters.base import JSON, ProviderError
-from adapters.http import (
-    iter_sse,
-    json_event,
-    loads_object,
-    make_client,
-    malformed,
-    request_timeout,
-    status_error,
-    stream_cut,
-    transport_error,
-)
+from adapters.http import Upstream, json_event, loads_object, malformed, stream_cut
+from adapters.jsonwire import dumps
 from engine.decision import Candidate
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI callers often omit it
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
                 "refusal": "content_filter", "pause_turn": "stop"}
-_JSON_HEADERS = {"content-type": "application/json"}
 
 
 # ── requests ────────────────────────────────────────────────────────────
@@ -159,6 +147,8 @@ def from_message(msg: JSON) -> JSON:
 class AnthropicProvider:
     """Anthropic's API (or a compatible gateway) with one pooled client."""
 
+    idle_timeouts = True  # `Upstream` bounds the wait between stream chunks on the socket
+
     def __init__(
         self,
         name: str,
@@ -166,67 +156,45 @@ class AnthropicProvider:
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         sent = {"anthropic-version": API_VERSION, **{k.lower(): v for k, v in (headers or {}).items()}}
         if api_key and "x-api-key" not in sent:
             sent["x-api-key"] = api_key
-        self._client = make_client(base_url, sent, timeout_s, transport=transport)
-        self._default_timeout = self._client.timeout
+        self._http = Upstream(name, base_url, sent, timeout_s)
 
-    def _request(self, body: JSON, timeout_s: float | None, stream: bool) -> httpx.Request:
+    @staticmethod
+    def _payload(body: JSON, stream: bool) -> bytes:
         payload = to_messages(body)
         if stream:
             payload["stream"] = True
-        return self._client.build_request(
-            "POST", "/messages", content=json.dumps(payload, separators=(",", ":")).encode(), headers=_JSON_HEADERS,
-            timeout=request_timeout(timeout_s, self._default_timeout),
-        )
+        return dumps(payload)
 
     async def chat(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
-        try:
-            resp = await self._client.send(self._request(body, timeout_s, False))
-        except httpx.HTTPError as exc:
-            raise transport_error(self.name, exc) from None
-        if resp.status_code >= 400:
-            raise status_error(self.name, resp)
-        msg = loads_object(self.name, resp.content)
+        """A Messages API answer as an OpenAI chat.completion."""
+        msg = loads_object(self.name, await self._http.post("/messages", self._payload(body, False), timeout_s))
         if msg.get("type") != "message":
             raise malformed(self.name, "not a message")
         return from_message(msg)
 
     async def chat_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
         """Anthropic events → OpenAI chunks, ending with a usage chunk (as OpenAI's include_usage does)."""
+        events = self._http.events("/messages", self._payload(body, True), timeout_s)
         try:
-            resp = await self._client.send(self._request(body, timeout_s, True), stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(self.name, exc) from None
-        try:
-            if resp.status_code >= 400:
-                try:
-                    await resp.aread()
-                except httpx.HTTPError as exc:
-                    raise transport_error(self.name, exc) from None
-                raise status_error(self.name, resp)
-            try:
-                async for chunk in _translate(self.name, iter_sse(resp.aiter_lines())):
-                    yield chunk
-            except httpx.TimeoutException as exc:
-                raise transport_error(self.name, exc) from None
-            except httpx.HTTPError:
-                raise stream_cut(self.name) from None
+            async for chunk in _translate(self.name, events):
+                yield chunk
         finally:
-            await resp.aclose()
+            await events.aclose()
 
     async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
         raise ProviderError(f"{self.name}: Anthropic has no embeddings API", status=400, code="invalid_model")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        """Close the pool."""
+        await self._http.aclose()
 
 
-async def _translate(provider: str, events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[JSON]:
+async def _translate(provider: str, events: AsyncIterator[tuple[str, bytes]]) -> AsyncIterator[JSON]:
     """The stream state machine: message_start → blocks and deltas → message_delta → message_stop."""
     base: JSON = {"id": "", "object": "chat.completion.chunk", "created": int(time.time()), "model": ""}
     usage: dict[str, Any] = {}

@@ -9,35 +9,19 @@ without a gateway release. Only failures are translated (`adapters/http.py`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-import httpx
-
 from adapters.base import JSON, ProviderError
-from adapters.http import (
-    iter_sse,
-    json_event,
-    loads_object,
-    make_client,
-    malformed,
-    request_timeout,
-    status_error,
-    stream_cut,
-    transport_error,
-)
+from adapters.http import Upstream, json_event, loads_object, malformed, stream_cut
+from adapters.jsonwire import dumps
 from engine.decision import Candidate
-
-_JSON_HEADERS = {"content-type": "application/json"}
-
-
-def _dumps(body: JSON) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class OpenAIProvider:
     """One OpenAI-compatible upstream with its pooled keep-alive client."""
+
+    idle_timeouts = True  # `Upstream` bounds the wait between stream chunks on the socket
 
     def __init__(
         self,
@@ -46,7 +30,6 @@ class OpenAIProvider:
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         sent = {k.lower(): v for k, v in (headers or {}).items()}
@@ -55,30 +38,18 @@ class OpenAIProvider:
             sent["authorization"] = f"Bearer {api_key}"
         parts = urlsplit(base_url)
         params = dict(parse_qsl(parts.query))  # Azure's ?api-version=… must ride on every request
-        self._client = make_client(urlunsplit(parts._replace(query="")), sent, timeout_s, params or None, transport)
-        self._default_timeout = self._client.timeout
-
-    async def _post(self, path: str, body: JSON, timeout_s: float | None) -> JSON:
-        try:
-            resp = await self._client.post(
-                path, content=_dumps(body), headers=_JSON_HEADERS,
-                timeout=request_timeout(timeout_s, self._default_timeout),
-            )
-        except httpx.HTTPError as exc:
-            raise transport_error(self.name, exc) from None
-        if resp.status_code >= 400:
-            raise status_error(self.name, resp)
-        return loads_object(self.name, resp.content)
+        self._http = Upstream(name, urlunsplit(parts._replace(query="")), sent, timeout_s, params or None)
 
     async def chat(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
         """A chat completion; a 200 without `choices` is malformed, whatever else it holds."""
-        data = await self._post("/chat/completions", body, timeout_s)
+        data = loads_object(self.name, await self._http.post("/chat/completions", dumps(body), timeout_s))
         if not isinstance(data.get("choices"), list):
             raise malformed(self.name, _error_text(data) or "no choices")
         return data
 
     async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
-        data = await self._post("/embeddings", body, timeout_s)
+        """Embeddings; a 200 without `data` is malformed."""
+        data = loads_object(self.name, await self._http.post("/embeddings", dumps(body), timeout_s))
         if not isinstance(data.get("data"), list):
             raise malformed(self.name, _error_text(data) or "no data")
         return data
@@ -92,48 +63,32 @@ class OpenAIProvider:
         options = dict(body.get("stream_options") or {})
         options["include_usage"] = True
         payload = {**body, "stream": True, "stream_options": options}
-        request = self._client.build_request(
-            "POST", "/chat/completions", content=_dumps(payload), headers=_JSON_HEADERS,
-            timeout=request_timeout(timeout_s, self._default_timeout),
-        )
+        events = self._http.events("/chat/completions", dumps(payload), timeout_s)
+        finished = False
         try:
-            resp = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(self.name, exc) from None
-        try:
-            if resp.status_code >= 400:
-                try:
-                    await resp.aread()
-                except httpx.HTTPError as exc:
-                    raise transport_error(self.name, exc) from None
-                raise status_error(self.name, resp)
-            finished = False
-            try:
-                async for event, data in iter_sse(resp.aiter_lines()):
-                    if data == "[DONE]":
-                        finished = True
-                        break
-                    obj = json_event(self.name, data)
-                    if event == "error" or ("error" in obj and "choices" not in obj):
-                        raise ProviderError(
-                            f"{self.name}: upstream error in stream: {_error_text(obj)}",
-                            status=502, code="upstream_error", retryable=True,
-                        )
+            async for event, data in events:
+                if data == b"[DONE]":
+                    finished = True
+                    break
+                obj = json_event(self.name, data)
+                if event == "error" or ("error" in obj and "choices" not in obj):
+                    raise ProviderError(
+                        f"{self.name}: upstream error in stream: {_error_text(obj)}",
+                        status=502, code="upstream_error", retryable=True,
+                    )
+                if not finished:
                     for choice in obj.get("choices") or ():
                         if isinstance(choice, dict) and choice.get("finish_reason"):
                             finished = True
-                    yield obj
-            except httpx.TimeoutException as exc:
-                raise transport_error(self.name, exc) from None
-            except httpx.HTTPError:
-                raise stream_cut(self.name) from None
-            if not finished:  # ended cleanly but without [DONE] or a finish_reason: cut short
-                raise stream_cut(self.name)
+                yield obj
         finally:
-            await resp.aclose()
+            await events.aclose()
+        if not finished:  # ended cleanly but without [DONE] or a finish_reason: cut short
+            raise stream_cut(self.name)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        """Close the pool."""
+        await self._http.aclose()
 
 
 def _error_text(data: JSON) -> str:

@@ -122,7 +122,7 @@ class StreamRoute:
 
     def __init__(self, router: Router, candidate: Candidate, attempts: list[AttemptRecord],
                  it: AsyncIterator[JSON], first: JSON, deadline: float | None, started: float,
-                 skipped: tuple[str, ...]) -> None:
+                 skipped: tuple[str, ...], idle_on_wire: bool = False) -> None:
         self.candidate = candidate
         self.attempts = attempts
         self.skipped = skipped
@@ -133,10 +133,28 @@ class StreamRoute:
         self._deadline = deadline
         self._started = started
         self._done = False
+        # The adapter bounds the wait between chunks on its socket (`idle_timeouts`): then a cancel scope
+        # per chunk (a timer armed and cancelled ~100 times a stream) only repeats what the socket does,
+        # and the overall deadline is checked on each chunk's arrival instead (see `time_left`).
+        self._idle_on_wire = idle_on_wire
 
     @property
     def chunks(self) -> AsyncIterator[JSON]:
         return self
+
+    def time_left(self) -> float | None:
+        """Seconds until the request's deadline (None: no deadline), for one scope around the whole relay."""
+        return None if self._deadline is None else self._deadline - self._router._clock()
+
+    def expired(self) -> ProviderError:
+        """The deadline passed mid-stream: close the books on the attempt and return the error to send."""
+        err = ProviderError(
+            f"{self.candidate.provider}: stream outlived the request's deadline", status=REQUEST_TIMEOUT[1],
+            code=REQUEST_TIMEOUT[0], retryable=True,
+        )
+        if not self._done:
+            self._finish(err)
+        return err
 
     def __aiter__(self) -> StreamRoute:
         return self
@@ -153,11 +171,16 @@ class StreamRoute:
         return chunk
 
     async def _next(self) -> JSON:
-        limit = self.candidate.timeout_s  # an idle bound between chunks
-        if self._deadline is not None:
-            left = self._deadline - self._router._clock()
-            limit = left if limit is None else min(limit, left)
         try:
+            if self._idle_on_wire:
+                chunk = await self._it.__anext__()
+                if self._deadline is not None and self._router._clock() > self._deadline:
+                    raise self.expired()
+                return chunk
+            limit = self.candidate.timeout_s  # an idle bound between chunks
+            if self._deadline is not None:
+                left = self._deadline - self._router._clock()
+                limit = left if limit is None else min(limit, left)
             if limit is None:
                 return await self._it.__anext__()
             with anyio.move_on_after(max(limit, 0.0)):
@@ -170,7 +193,8 @@ class StreamRoute:
             self._finish(None)
             raise
         except ProviderError as err:
-            self._finish(err)
+            if not self._done:
+                self._finish(err)
             raise
 
     def _finish(self, err: ProviderError | None) -> None:
@@ -241,7 +265,8 @@ class Router:
                 raise
 
         (it, chunk), cand, attempts, skipped = await self._run(allow, body, first, deadline)
-        return StreamRoute(self, cand, attempts, it, chunk, deadline, started[-1], skipped)
+        idle_on_wire = bool(getattr(self.providers.get(cand.provider), "idle_timeouts", False))
+        return StreamRoute(self, cand, attempts, it, chunk, deadline, started[-1], skipped, idle_on_wire)
 
     def breaker_open(self, model: str) -> bool:
         """Whether `model` is cooling down now (for /readyz and /metrics)."""

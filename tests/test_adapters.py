@@ -7,7 +7,6 @@ import math
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 
-import httpx
 import pytest
 
 from adapters.anthropic import AnthropicProvider, from_message, to_messages
@@ -18,6 +17,7 @@ from adapters.openai import OpenAIProvider
 from adapters.registry import build_providers, close_providers
 from dsl import ast
 from engine.decision import Candidate
+from tests.canned_upstream import CannedServer, Reply, sse_reply
 from tests.fixtures_upstream import FakeUpstream
 
 pytestmark = pytest.mark.anyio
@@ -210,11 +210,8 @@ async def test_anthropic_stream_tool_calls_and_overload_error() -> None:
         ("message_stop", {"type": "message_stop"}),
     ]
     bodies = [_sse(events), _sse([*events[:2], ("error", {"type": "error", "error": {"type": "overloaded_error"}})])]
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=bodies.pop(0), headers={"content-type": "text/event-stream"})
-
-    p = AnthropicProvider("an", "http://anthropic.test/v1", "k", transport=httpx.MockTransport(handler))
+    server = await CannedServer([Reply(sse_reply([b])) for b in bodies]).start()
+    p = AnthropicProvider("an", server.url, "k")
     try:
         chunks = [c async for c in p.chat_stream({**BODY, "stream": True}, C, 5.0)]
         with pytest.raises(ProviderError) as info:
@@ -222,6 +219,7 @@ async def test_anthropic_stream_tool_calls_and_overload_error() -> None:
                 pass
     finally:
         await p.aclose()
+        await server.close()
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
     assert calls[0]["id"] == "t1" and "".join(c["function"]["arguments"] for c in calls) == '{"c":"Oslo"}'

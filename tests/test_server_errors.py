@@ -97,7 +97,8 @@ def test_invalid_request(gateway: Gateway) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
 
 
-def test_rate_limit_with_retry_after(gateway: Gateway) -> None:
+def test_rate_limit_with_retry_after(gateway: Gateway, fake_upstream: FakeUpstream) -> None:
+    # `fake_upstream` resets fault rules an earlier test may have left on this worker's upstream
     c = _client(gateway, "gw-limited")
     for _ in range(2):  # the limit is 2/min (earlier denials in this module stop before the rate-limit step)
         c.chat.completions.create(model="chat", messages=HI)

@@ -1,6 +1,6 @@
 """Request bodies in, `GatewayRequest`s out — and the body that goes upstream after the decision.
 
-The body is parsed once with `json.loads` and checked with pydantic in strict
+The body is parsed once (orjson, `adapters/jsonwire.py`) and checked with pydantic in strict
 mode (JSON types only: "5" is not an int), so the dict we forward is the
 caller's own, with unknown fields passed through untouched. Only the fields
 policy reads are validated; a wrong type becomes 400 `invalid_request` with
@@ -24,12 +24,12 @@ them. `ghat`, `ghat_app` and `metadata` are stripped before dispatch.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.jsonwire import loads
 from engine.request import GatewayRequest, TextField
 
 MAX_DEPTH = 32
@@ -96,7 +96,7 @@ def load_json(raw: bytes) -> JSON:
     if not raw:
         raise BadRequest("The request body is empty; a JSON object is required.")
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except RecursionError:
         raise BadRequest(f"The JSON body is nested deeper than {MAX_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -7,12 +7,12 @@ can forget them (GUIDE §5: headers on every response).
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from adapters.jsonwire import dumps as _dumps
 from engine.errors import ERROR_TYPES
 
 Scope = MutableMapping[str, Any]
@@ -28,7 +28,8 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON (orjson, see adapters/jsonwire.py): every response body and stream event."""
+    return _dumps(obj)
 
 
 def error_body(code: str, status: int, message: str, param: str | None = None) -> dict[str, Any]:

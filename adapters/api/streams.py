@@ -142,7 +142,11 @@ async def relay(
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_disconnect, tg.cancel_scope)
             try:
-                await pump()
+                left = route.time_left()  # one scope for the request's deadline over the whole stream
+                with anyio.move_on_after(None if left is None else max(left, 0.0)) as deadline:
+                    await pump()
+                if deadline.cancelled_caught:
+                    raise route.expired()
             except ProviderError as err:
                 result.error_code, result.status = err.code, err.status
                 await ex.event(error_body(err.code, err.status, err.message))
