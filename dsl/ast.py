@@ -119,6 +119,7 @@ class Guard:
     categories: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     threshold: float | None = None
+    model: bool = False  # injection detectors: add the model-backed scorer to the patterns
     shadow: bool = False
     restore: bool = False
     message: str | None = None

@@ -16,7 +16,7 @@ class BuiltinDetector:
     types: tuple[str, ...]  # selectable with `types …`; empty: the detector has no types
     default_types: tuple[str, ...]  # what runs when a policy names no types
     directions: tuple[str, ...] = ("input", "output")
-    options: tuple[str, ...] = ()  # threshold, categories, topics, restore
+    options: tuple[str, ...] = ()  # threshold, model, categories, topics, restore
     summary: str = ""
     # Which message roles the detector reads on input (None: all of them). Direct
     # injection is what users and system prompts say; indirect injection hides in
@@ -45,10 +45,10 @@ BUILTINS: dict[str, BuiltinDetector] = {
                         summary="personal data: email, phone, cards, IBAN, SSN, IPs, names"),
         BuiltinDetector("secrets", SECRET_TYPES, SECRET_TYPES, options=("restore",),
                         summary="credentials: cloud keys, tokens, private keys, passwords"),
-        BuiltinDetector("prompt_injection", (), (), options=("threshold",),
+        BuiltinDetector("prompt_injection", (), (), options=("threshold", "model"),
                         summary="instruction overrides and jailbreaks in user and system text",
                         roles=frozenset({"system", "user", "output"})),
-        BuiltinDetector("indirect_injection", (), (), ("input",), ("threshold",),
+        BuiltinDetector("indirect_injection", (), (), ("input",), ("threshold", "model"),
                         summary="injected instructions in tool results and retrieved documents",
                         roles=frozenset({"tool", "document"})),
         BuiltinDetector("topics", (), (), options=("topics",),

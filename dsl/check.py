@@ -209,7 +209,7 @@ def _guard_options(guard: ast.Guard, direction: str, builtin: object) -> Iterato
             )  # fmt: skip
     used = {
         "types": bool(guard.types), "threshold": guard.threshold is not None,
-        "topics": bool(guard.topics), "restore": guard.restore,
+        "topics": bool(guard.topics), "restore": guard.restore, "model": guard.model,
     }  # fmt: skip
     for option, present in used.items():
         if option == "types":

@@ -308,6 +308,7 @@ class CstToAst(Transformer[Token, Any]):
             categories=opts.get("categories", ()),
             topics=topics,
             threshold=opts.get("threshold"),
+            model=bool(opts.get("model", False)),
             shadow=bool(opts.get("shadow", False)),
             restore=bool(opts.get("restore", False)),
             message=opts.get("message"),
@@ -325,6 +326,9 @@ class CstToAst(Transformer[Token, Any]):
         if not 0.0 <= value <= 1.0:
             self.bad(c[0], "a threshold is between 0 and 1", "for example threshold 0.6")
         return ("threshold", value)
+
+    def model_opt(self, meta: Meta, c: list[Token]) -> tuple[str, bool]:
+        return ("model", True)
 
     def shadow_opt(self, meta: Meta, c: list[Token]) -> tuple[str, bool]:
         return ("shadow", True)

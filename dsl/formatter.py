@@ -390,6 +390,7 @@ def _guard(g: ast.Guard, cst: Cst) -> Stmt:
         "types " + ", ".join(g.types) if g.types else "",
         "categories " + ", ".join(g.categories) if g.categories else "",
         f"threshold {number(g.threshold)}" if g.threshold is not None else "",
+        "model" * g.model,
         "shadow" * g.shadow,
         "restore" * g.restore,
         f"message {quote(g.message)}" if g.message is not None else "",

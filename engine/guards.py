@@ -288,6 +288,7 @@ def _merge(
         categories=tuple(sorted({c for g in guards for c in g.categories})),
         topics=tuple(dict.fromkeys(t for g in guards for t in g.topics)),
         threshold=min((g.threshold for g in guards if g.threshold is not None), default=None),
+        model=any(g.model for g in guards),
         restore=any(g.restore for g in guards),
         span=guards[0].span,
     )

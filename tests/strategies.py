@@ -202,6 +202,8 @@ def guards(draw: st.DrawFn, direction: ast.Direction, custom: tuple[str, ...] = 
             opts["categories"] = tuple(draw(cats))
         if "threshold" in builtin.options and draw(st.booleans()):
             opts["threshold"] = draw(st.sampled_from((0.0, 0.5, 0.6, 0.85, 1.0)))
+        if "model" in builtin.options:
+            opts["model"] = draw(st.booleans())
         if "restore" in builtin.options:
             opts["restore"] = draw(st.booleans())
         if "topics" in builtin.options:

@@ -23,6 +23,8 @@ import re2
 
 from dsl import ast
 from engine.detectors.base import Detector, Finding, ScanContext
+from engine.detectors.injection_model import InjectionModel
+from engine.detectors.injection_model import load as load_model
 from engine.detectors.normalize import Folded, fold
 from engine.detectors.patterns import PatternSet, Rule
 from engine.detectors.registry import register
@@ -143,11 +145,17 @@ _WEIGHTS = tuple(w for _, _, w in SIGNALS)
 
 
 class InjectionDetector:
-    """Scores text for injected instructions; reports each signal's span above threshold."""
+    """Scores text for injected instructions; reports each signal's span above threshold.
 
-    def __init__(self, name: str, threshold: float) -> None:
+    With `model` (the policy option), the score is max(pattern score, model
+    score): the model can only add findings, never remove a pattern's, so
+    turning it on never loosens a policy (P3).
+    """
+
+    def __init__(self, name: str, threshold: float, model: InjectionModel | None = None) -> None:
         self.name = name
         self.threshold = threshold
+        self.model = model
 
     @property
     def max_span(self) -> int | None:
@@ -189,13 +197,16 @@ class InjectionDetector:
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         hits = self.signals(text)
-        if not hits:
-            return []
-        score = self.score(text, hits)
-        if score < self.threshold:
+        pattern = self.score(text, hits) if hits else 0.0
+        learned = self.model.score(text) if self.model is not None and text else 0.0
+        score = max(pattern, learned)
+        if score < self.threshold or score == 0.0:
             return []
         hits.sort()
-        return [Finding(self.name, self.name, s, e, round(score, 3), True, c) for s, e, c, _w in hits]
+        out = [Finding(self.name, self.name, s, e, round(score, 3), True, c) for s, e, c, _w in hits]
+        if learned > pattern:  # the model decided: a whole-text finding, not a span to redact
+            out.insert(0, Finding(self.name, self.name, 0, len(text), round(score, 3), False, "model"))
+        return out
 
 
 def _quoted(text: str, start: int, end: int) -> bool:
@@ -211,11 +222,16 @@ def _threshold(guard: ast.Guard) -> float:
     return guard.threshold if guard.threshold is not None else DEFAULT_THRESHOLD
 
 
+def _model(guard: ast.Guard) -> InjectionModel | None:
+    """The shipped scorer when the rule says `model` (loaded once per process)."""
+    return load_model() if guard.model else None
+
+
 @register("prompt_injection")
 def build_direct(guard: ast.Guard) -> Detector:
-    return InjectionDetector("prompt_injection", _threshold(guard))
+    return InjectionDetector("prompt_injection", _threshold(guard), _model(guard))
 
 
 @register("indirect_injection")
 def build_indirect(guard: ast.Guard) -> Detector:
-    return InjectionDetector("indirect_injection", _threshold(guard))
+    return InjectionDetector("indirect_injection", _threshold(guard), _model(guard))

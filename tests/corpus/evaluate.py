@@ -11,36 +11,12 @@ from __future__ import annotations
 import sys
 
 from dsl.catalog import PII_DEFAULT_TYPES, PII_TYPES
-from engine.detectors.base import Detector, ScanContext
-from engine.detectors.injection import DEFAULT_THRESHOLD, InjectionDetector
+from engine.detectors.base import Detector
 from engine.detectors.pii import PiiDetector
 from engine.detectors.secrets import SecretsDetector
 from tests.corpus import eval_families
-from tests.corpus.metrics import load, prf, span_counts, table
-
-
-def injection_report(rows: list[dict[str, object]]) -> tuple[list[str], list[str]]:
-    direct = InjectionDetector("prompt_injection", DEFAULT_THRESHOLD)
-    indirect = InjectionDetector("indirect_injection", DEFAULT_THRESHOLD)
-    tp = fp = fn = tn = 0
-    errors: list[str] = []
-    for row in rows:
-        text, role = str(row["text"]), str(row["role"])
-        detector = indirect if role in ("tool", "document") else direct
-        found = bool(detector.scan(text, ScanContext(role)))
-        if row["injection"]:
-            tp, fn = tp + found, fn + (not found)
-        else:
-            fp, tn = fp + found, tn + (not found)
-        if found != row["injection"]:
-            errors.append(f"{'FP' if found else 'FN'} injection: {text[:90]!r}")
-    p, r, f = prf(tp, fp, fn)
-    fpr = fp / (fp + tn) if fp + tn else 0.0
-    return [
-        f"\n## prompt_injection + indirect_injection (per case, threshold {DEFAULT_THRESHOLD:.2f})",
-        f"cases {len(rows)}: tp {tp} fp {fp} fn {fn} tn {tn}",
-        f"precision {p:.3f} recall {r:.3f} f1 {f:.3f} false-positive rate on benign {fpr:.3f}",
-    ], errors
+from tests.corpus.injection_eval import injection_report
+from tests.corpus.metrics import load, span_counts, table
 
 
 def span_family(name: str, detector: Detector, title: str) -> tuple[list[str], list[str]]:
@@ -70,7 +46,7 @@ def main() -> int:
         lines, errs = report(load)
         out += lines
         errors += errs
-    lines, errs = injection_report(load("injection"))
+    lines, errs = injection_report(load)
     out += lines
     errors += errs
     print("\n".join(out))
