@@ -70,7 +70,7 @@ def test_offsets_are_code_points() -> None:
         ("Please forward this to Esperanza Moreau in accounting.", [("person", "Esperanza Moreau")]),
         ("Thanks Sophie Nowak, that fixed it!", [("person", "Sophie Nowak")]),
         ("Can you reply to Isabella van der Berg?", [("person", "Isabella van der Berg")]),
-        ("Grace Hopper wrote the first compiler.", [("person", "Grace Hopper")]),  # ambiguous given name + Census surname
+        ("Grace Hopper wrote the first compiler.", [("person", "Grace Hopper")]),  # word-like given name + surname
         ("Dear Wanjiru,", [("person", "Wanjiru")]),  # a strong cue takes unknown names
         ("Please ask Prof. Haddad about the grant.", [("person", "Haddad")]),
         ("Hauptstraße 12, 10115 Berlin", [("street_address", "Hauptstraße 12, 10115 Berlin")]),
@@ -114,3 +114,15 @@ def test_contextual_types_scan_in_linear_time() -> None:
         ALL.scan(text, ScanContext())
         times.append(time.perf_counter() - start)
     assert times[1] / max(times[0], 1e-6) < 25, times
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("so use 1-201-555-0147 instead", [("phone", "1-201-555-0147")]),
+        ("Llámenos al 612 34 93 48", [("phone", "612 34 93 48")]),
+        ("Price: 12.99 USD, SKU 0012345678905", []),  # an unseparated 00… id, not a dialled number
+    ],
+)
+def test_phone_forms(text: str, expected: list[tuple[str, str]]) -> None:
+    assert found(text) == expected

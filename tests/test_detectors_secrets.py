@@ -64,3 +64,37 @@ def test_not_secrets(text: str) -> None:
 
 def test_spans_are_bounded_for_streaming() -> None:
     assert D.max_span is not None and D.max_span <= 8192
+
+
+AWS_SECRET = "xmEiGhX6gZuUzxDJQbC3abIRmK7ASQu9KcWbstcU"
+
+
+@pytest.mark.parametrize(
+    ("text", "type_", "value"),
+    [
+        ('provider "aws" {\n  secret_key = "' + AWS_SECRET + '"\n}', "aws_secret_access_key", AWS_SECRET),
+        ('env:\n  - name: AWS_SECRET_ACCESS_KEY\n    value: "' + AWS_SECRET + '"', "aws_secret_access_key", AWS_SECRET),
+        ("<password>Wint3r!6lUghD</password>", "password_assignment", "Wint3r!6lUghD"),
+        ('<property name="password" value="Blue#Foxuq715W"/>', "password_assignment", "Blue#Foxuq715W"),
+        ("$settings['db_pass'] = 'Blue#FoxQ6dMLj';", "password_assignment", "Blue#FoxQ6dMLj"),
+        ('variable "db_password" {\n  default = "Zebra_4280smVl"\n}', "password_assignment", "Zebra_4280smVl"),
+        ("mysql -u root --password Kx9$vLm42 shop", "password_assignment", "Kx9$vLm42"),
+        ('secret_key = "' + AWS_SECRET + '"', "password_assignment", AWS_SECRET),  # nothing says AWS: a generic secret
+    ],
+)
+def test_assignments_in_other_shapes(text: str, type_: str, value: str) -> None:
+    assert found(text) == [(type_, value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens: 1024",
+        "token_expiry_seconds = 3600",
+        "secretName: db-credentials",
+        "password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256",
+        "password_min_length = 12",
+    ],
+)
+def test_names_about_secrets_are_not_secrets(text: str) -> None:
+    assert found(text) == []

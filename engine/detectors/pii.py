@@ -28,11 +28,14 @@ from engine.detectors.registry import register
 
 # National formats are tried in these regions when a number has no `+` prefix.
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "ES", "IT", "NL", "BR", "JP")
+# Phone words in the languages of PHONE_REGIONS (a stem is enough: "llam" for llámenos / llamar).
 _PHONE_CONTEXT = re2.compile(
-    r"(?i)(?:phone|tel|mobile|cell|call|text|whatsapp|fax|contact|number|reach|ring|sms)"
+    r"(?i)(?:phone|tel|mobile|cell|call|text|whatsapp|fax|contact|number|reach|ring|sms"
+    r"|llam|llám|móvil|movil|celular|número|numero|appel|portable|téléphone|anruf|handy|rufnummer|nummer"
+    r"|cellulare|chiama|bel |ligue|telefone|zap|電話|携帯|でんわ)"
 )
 _SSN_SHAPE = re2.compile(r"^\d{3}-\d{2}-\d{4}$")
-_US_SHAPE = re2.compile(r"^\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
+_US_SHAPE = re2.compile(r"^(?:1[ .-])?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}$")
 _DATE_LIKE = re2.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
 
 
@@ -53,6 +56,8 @@ def _phone(text: str, m: re2._Match) -> tuple[int, int] | None:
         return None
     if raw.count(".") > 2 or (text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit()):
         return None
+    if raw.startswith("00") and raw.isdigit() and _PHONE_CONTEXT.search(strip_tags(text[max(0, start - 40) : start])) is None:
+        return None  # an unseparated 00… run is an id (SKU 0012345678905), not a dialled number
     if raw.startswith("+") or raw.startswith("00"):
         try:
             number = phonenumbers.parse(raw if raw[0] == "+" else "+" + raw[2:], None)

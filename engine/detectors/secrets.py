@@ -76,23 +76,54 @@ _JWT_MAX = 8192  # longer tokens are still reported; streams hold back this much
 _CODE_VALUE = re2.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.][A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-def _password(text: str, m: re2._Match) -> tuple[int, int] | None:
+# A name that holds something about a secret, not the secret: max_tokens, token_expiry,
+# secretName, password_min_length, passwordField, auth_token_url.
+_NOT_SECRET_NAME = re2.compile(
+    r"(?i)(?:max|min|num|count|limit|expir|ttl|timeout|length|size|type|url|uri|endpoint|path|file|name|header|field"
+    r"|ref|prefix|format|policy|rotation|interval|usage|budget|window|bucket|hash|digest|hint|label|placeholder)"
+)
+_YAML_TAG = re2.compile(r"^![a-z_]+$")  # password: !vault |  (the value is in the block that follows)
+
+
+def _secret_name(name: str) -> bool:
+    """False when the assigned name describes a secret (a limit, a path, a name) rather than holds one."""
+    return _NOT_SECRET_NAME.search(name.lower().replace("username", "").replace("user_name", "")) is None
+
+
+def _password_at(name: int, quote: int, value_group: int) -> Confirm:
     """A password assignment: quoted values unless placeholders; bare ones must look set."""
-    quote, value = m.group(2), m.group(3)
-    if value is None or is_placeholder(value) or len(value) < 4:
+
+    def confirm(text: str, m: re2._Match) -> tuple[int, int] | None:
+        quote_, value = m.group(quote) if quote else "", m.group(value_group)
+        if value is None or is_placeholder(value) or len(value) < 4 or _YAML_TAG.match(value):
+            return None
+        if name and not _secret_name(m.group(name)):
+            return None
+        if not quote_:
+            # bare words are prose or code references (`password = get_password()`)
+            if _CODE_VALUE.match(value) and not any(c.isdigit() for c in value):
+                return None
+            if value[-1] in "(:" or "(" in value or value.startswith(("[", "{", "<")):
+                return None
+        return m.start(value_group), m.end(value_group)
+
+    return confirm
+
+
+_password = _password_at(1, 2, 3)
+
+
+def _aws_secret_near_key(text: str, m: re2._Match) -> tuple[int, int] | None:
+    """`secret_key = <40 chars>` is AWS's when an AWS name or access key id is close before it (HCL, INI)."""
+    window = text[max(0, m.start() - 300) : m.start()].lower()
+    if "aws" not in window and "akia" not in window and "asia" not in window:
         return None
-    if not quote:
-        # bare words are prose or code references (`password = get_password()`)
-        if _CODE_VALUE.match(value) and not any(c.isdigit() for c in value):
-            return None
-        if value[-1] in "(:" or "(" in value or value.startswith(("[", "{", "<")):
-            return None
-    return m.start(3), m.end(3)
+    return _value(min_entropy=3.5)(text, m)
 
 
 def _high_entropy(text: str, m: re2._Match) -> tuple[int, int] | None:
     value = m.group(3)
-    if value is None or len(value) < 16 or is_placeholder(value):
+    if value is None or len(value) < 16 or is_placeholder(value) or not _secret_name(m.group(1)):
         return None
     classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value),
                    any(c.isdigit() for c in value)))  # fmt: skip
@@ -101,7 +132,7 @@ def _high_entropy(text: str, m: re2._Match) -> tuple[int, int] | None:
     return m.start(3), m.end(3)
 
 
-_ASSIGN = r"""["']?\s{0,8}(?:=|:=|=>|:|\s{1,4}is\s{0,4}:?)\s{0,8}(["'`]?)"""
+_ASSIGN = r"""["']?\]?\s{0,8}(?:=|:=|=>|:|\s{1,4}is\s{0,4}:?)\s{0,8}(["'`]?)"""
 _PASSWORD_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:(?:password|passwd|passphrase|pwd|secret|token)[A-Za-z0-9_]{0,20}|pass\b)"
 _KEY_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?key|signing[_-]?key|encryption[_-]?key|credentials?|auth)[A-Za-z0-9_]{0,20}"
 
@@ -129,6 +160,15 @@ RULES: tuple[tuple[Rule, int], ...] = (  # (rule, priority: specific vendor form
     (Rule("huggingface_token", _B + r"(hf_[A-Za-z0-9]{34,40})" + _E, _value()), 9),
     (Rule("password_assignment", r"(" + _PASSWORD_NAMES + r")" + _ASSIGN + r"([^\s\"'`,;]{1,128})", _password), 5),
     (Rule("generic_high_entropy", r"(" + _KEY_NAMES + r")" + _ASSIGN + r"([A-Za-z0-9+/=_.~-]{1,256})", _high_entropy), 4),
+    # the same assignments in other shapes: a name/value pair (k8s env lists, <property name= value=>),
+    # an XML element, a Terraform variable's default, a CLI flag
+    (Rule("aws_secret_access_key", r"(?i:name)[\"']?\s{0,4}[:=]\s{0,4}[\"']?(?i:aws_secret_access_key|aws_secret_key)[\"']?[\s,]{1,12}(?:-\s{1,4})?[\"']?(?i:value)[\"']?\s{0,4}[:=]\s{0,4}[\"']?([A-Za-z0-9/+]{40})(?:[^\[A-Za-z0-9/+=]|$)", _value(min_entropy=3.5)), 9),
+    (Rule("aws_secret_access_key", r"(?i:secret[_-]?key)[\"']?\s{0,8}(?:=|:|=>)\s{0,8}[\"']?([A-Za-z0-9/+]{40})(?:[^\[A-Za-z0-9/+=]|$)", _aws_secret_near_key), 8),
+    (Rule("password_assignment", r"(?i:name)[\"']?\s{0,4}[:=]\s{0,4}[\"']?(" + _PASSWORD_NAMES + r")[\"']?[\s,]{1,12}(?:-\s{1,4})?[\"']?(?i:value)[\"']?\s{0,4}[:=]\s{0,4}([\"']?)([^\s\"'`,;<>]{1,128})", _password), 5),
+    (Rule("password_assignment", r"<(" + _PASSWORD_NAMES + r")>()([^<\s]{1,128})</", _password), 5),
+    (Rule("password_assignment", r"variable\s{1,4}\"(" + _PASSWORD_NAMES + r")\"\s{0,4}\{[^}]{0,200}?default\s{0,8}=\s{0,8}(\")([^\"\s]{1,128})", _password), 5),
+    (Rule("password_assignment", r"--(" + _PASSWORD_NAMES + r")(?:=|\s{1,4})([\"']?)([^\s\"'`,;]{1,128})", _password), 5),
+    (Rule("azure_storage_key", r"(?i:--account-key|AZURE_STORAGE_KEY)(?:=|\s{1,4})[\"']?([A-Za-z0-9+/]{86}==)", _value(min_entropy=4.0)), 9),
 )  # fmt: skip
 _ALL = PatternSet([r for r, _ in RULES])
 _PRIORITY = tuple(p for _, p in RULES)
