@@ -21,7 +21,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ from engine.guards import Outcome, restore_placeholders
 from engine.keys import KeyRecord
 from engine.records import GuardrailRecord, LogRecord
 from engine.request import EvalContext, GatewayRequest
-from engine.router import RouteError
+from engine.router import RouteError, RouteResult
 from engine.usage import cost_of
 
 log = logging.getLogger("ghat.server")
@@ -70,6 +70,19 @@ class Trail:
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _backstop(call: Coroutine[Any, Any, RouteResult], timeout_s: float | None) -> RouteResult:
+    """The router's answer, or TimeoutError a little after the request's deadline if something escapes it.
+
+    One plain cancel scope (not `fail_after`, two generator context managers
+    deep): this runs on every request.
+    """
+    if not timeout_s:
+        return await call
+    with anyio.move_on_after(timeout_s + DEADLINE_SLACK_S):
+        return await call
+    raise TimeoutError
 
 
 def _fired(outcomes: tuple[Outcome, ...] | list[Outcome]) -> tuple[str, ...]:
@@ -267,8 +280,7 @@ class GatewayApp:
             await self._stream(gw, served, ex, receive, trail, body, allow, restore)
             return
         try:
-            with anyio.fail_after(allow.timeout_s + DEADLINE_SLACK_S if allow.timeout_s else None):
-                result = await served.router.complete(allow, body)
+            result = await _backstop(served.router.complete(allow, body), allow.timeout_s)
         except RouteError as err:
             ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
             self._route_error(ex, trail, err)
@@ -344,8 +356,7 @@ class GatewayApp:
         body, allow = decided
         t0 = time.perf_counter()
         try:
-            with anyio.fail_after(allow.timeout_s + DEADLINE_SLACK_S if allow.timeout_s else None):
-                result = await served.router.embed(allow, body)
+            result = await _backstop(served.router.embed(allow, body), allow.timeout_s)
         except RouteError as err:
             ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
             self._route_error(ex, trail, err)

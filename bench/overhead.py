@@ -1,6 +1,6 @@
 """Gateway overhead: the same load straight to the fake upstream and through `ghat serve`, in one run.
 
-    .venv/bin/python -m bench.overhead [--duration 5] [--workers 1]
+    .venv/bin/python -m bench.overhead [--duration 5] [--workers 1] [--baseline DIR]
 
 The shipped policies are served for env `prod` (app `support-prod`, all its
 input and output guardrails on) with the OpenAI and Anthropic base URLs
@@ -9,6 +9,11 @@ limiter still runs on every request). The load is `wrk` (apt-get install
 wrk) with ~1 KB chat prompts at fixed concurrency; the gateway's CPU time per
 request comes from /proc/<pid>/stat of the server process. Prints a Markdown
 table for bench/RESULTS.md.
+
+`--baseline DIR` also serves the same policies from another checkout (for
+instance `git worktree add /tmp/before HEAD~3`) against the same fake upstream,
+cell by cell right after the current code, so before and after are measured in
+one run on one machine; its rows say `(before)`.
 """
 
 from __future__ import annotations
@@ -84,10 +89,31 @@ def _bench_policies(dest: Path, upstream: str) -> None:
         (dest / src.name).write_text(text)
 
 
+def _serve(root: Path, policies: Path, data: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--policies", str(policies), "--env", "prod",
+         "--data-dir", str(data), "--port", str(port), "--workers", str(workers)],
+        cwd=root, env={**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    import httpx
+
+    for _ in range(400):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return proc, port
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--baseline", type=Path, help="another checkout to measure in the same run, as `(before)`")
+    ap.add_argument("--modes", default="chat,stream", help="comma-separated: chat, stream")
+    ap.add_argument("--conns", default="1,16", help="comma-separated connection counts")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
@@ -97,39 +123,39 @@ def main() -> int:
     (tmp / "policies").mkdir()
     _bench_policies(tmp / "policies", fake.url)
     key = create_key("support-prod", tmp / "data", env="prod")
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--policies", str(tmp / "policies"), "--env", "prod",
-         "--data-dir", str(tmp / "data"), "--port", str(port), "--workers", str(args.workers)],
-        cwd=ROOT, env={**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    gateways = [("", ROOT, tmp / "data")]
+    if args.baseline is not None:
+        shutil.copytree(tmp / "data", tmp / "data-before")  # the same key, its own request log
+        gateways.append((" (before)", args.baseline.resolve(), tmp / "data-before"))
+    servers: list[tuple[str, subprocess.Popen[bytes], int, list[int]]] = []
     rows: list[tuple[str, int, dict[str, float], dict[str, float], float]] = []
     try:
-        import httpx
-
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        pids = [server.pid, *_children(server.pid)] if args.workers > 1 else [server.pid]
+        for label, root, data in gateways:
+            proc, port = _serve(root, tmp / "policies", data, args.workers)
+            pids = [proc.pid, *_children(proc.pid)] if args.workers > 1 else [proc.pid]
+            servers.append((label, proc, port, pids))
         for stream in (False, True):
+            mode = "stream" if stream else "chat"
+            if mode not in args.modes.split(","):
+                continue
             body = {"model": "smart-default", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 256,
                     "stream": stream}  # fmt: skip
             direct = {**body, "model": "gpt-4o"}
-            gw_url = f"http://127.0.0.1:{port}/v1/chat/completions"
             up_url = f"{fake.origin}/v1/chat/completions"
-            _wrk(gw_url, json.dumps(body), key, 4, 2)  # warm up
-            for conns in (1, 16):
+            for _, _, port, _ in servers:
+                _wrk(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body), key, 4, 2)  # warm up
+            for conns in (int(c) for c in args.conns.split(",")):
                 d = _wrk(up_url, json.dumps(direct), "x", conns, args.duration)
-                cpu0 = sum(_cpu_s(p) for p in pids)
-                g = _wrk(gw_url, json.dumps(body), key, conns, args.duration)
-                cpu = (sum(_cpu_s(p) for p in pids) - cpu0) / max(g["requests"], 1) * 1000
-                rows.append(("stream" if stream else "chat", conns, d, g, cpu))
+                for label, _, port, pids in servers:
+                    cpu0 = sum(_cpu_s(p) for p in pids)
+                    g = _wrk(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body), key, conns,
+                             args.duration)  # fmt: skip
+                    cpu = (sum(_cpu_s(p) for p in pids) - cpu0) / max(g["requests"], 1) * 1000
+                    rows.append((mode + label, conns, d, g, cpu))
     finally:
-        server.terminate()
-        server.wait(30)
+        for _, proc, _, _ in servers:
+            proc.terminate()
+            proc.wait(30)
         fake.close()
         shutil.rmtree(tmp, ignore_errors=True)
     cpu_name = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()

@@ -62,6 +62,7 @@ class LogWriter:
         max_queue: int = 50_000,
         batch_size: int = 500,
         idle_s: float = 0.2,
+        linger_s: float = 0.025,
         retry_s: float = 1.0,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
@@ -71,6 +72,7 @@ class LogWriter:
         self._max_queue = max_queue
         self._batch_size = batch_size
         self._idle_s = idle_s
+        self._linger_s = linger_s
         self._retry_s = retry_s
         self._on_error = on_error
         self._queue: deque[LogRecord] = deque()
@@ -98,7 +100,7 @@ class LogWriter:
             self._spill((record,))
             return
         self._queue.append(record)
-        if not self._wake.is_set():
+        if self._idle and not self._wake.is_set():  # a busy or lingering writer will see it anyway
             self._wake.set()
 
     # -- shutdown and introspection -----------------------------------------------------
@@ -154,6 +156,10 @@ class LogWriter:
                 self._wake.wait(self._idle_s)
                 self._wake.clear()
             self._idle = False
+            if self._linger_s and 0 < len(self._queue) < self._batch_size and not self._closing:
+                # let a batch gather: one transaction per linger_s, not one per request (a commit
+                # and a thread wake-up per record cost the server more CPU than the request itself)
+                time.sleep(self._linger_s)
             batch = self._take(self._batch_size)
             if batch:
                 self._write(batch)
