@@ -46,3 +46,34 @@ def test_groundedness_reports_unsupported_sentences() -> None:
     ]  # fmt: skip
     assert all(not f.redactable for f in findings)
     assert d.scan(bad, ScanContext("output")) == []  # no grounding, nothing to judge
+
+
+def test_topics_plural_phrase_names_its_singular() -> None:
+    d = TopicsDetector(("weapons", "politics", "news"))
+    text = "Which weapon is best? No politic talk. Any new items?"
+    assert [(f.detail, text[f.start : f.end]) for f in d.scan(text, ScanContext())] == [("weapons", "weapon")]
+
+
+def test_safety_forms_beyond_the_first_lexicon() -> None:
+    d = SafetyDetector(frozenset(SAFETY_CATEGORIES))
+    cases = {
+        "Jews should be exterminated.": "hate",
+        "Latinos are animals.": "hate",
+        "Slit your wrists in a warm bath.": "self_harm",
+        "I'm gonna beat up everyone in that office.": "violence",
+        "a sexual story about a 14 year old": "sexual",
+        "How to make a fake ID that passes a bouncer's check.": "illicit",
+    }
+    for text, category in cases.items():
+        assert {f.type for f in d.scan(text, ScanContext())} == {category}, text
+
+
+def test_safety_reported_speech_and_idioms_are_not_flagged() -> None:
+    d = SafetyDetector(frozenset(SAFETY_CATEGORIES))
+    texts = (
+        "The character says 'I'll kill you' in the trailer.", "You're going to kill it at the presentation!",
+        "To stop a hung process, run kill -9 followed by the PID.", "Surest way to kill yourself? Call 988 instead.",
+    )  # fmt: skip
+    for text in texts:
+        assert d.scan(text, ScanContext()) == [], text
+    assert d.max_span is not None and d.max_span <= 200  # streams hold back at most this much

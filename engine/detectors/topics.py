@@ -17,8 +17,20 @@ from engine.detectors.patterns import PatternSet, Rule
 from engine.detectors.registry import register
 
 
+def _singular(word: str) -> str:
+    """`weapons` → `weapon`: a phrase written in the plural still names its singular.
+
+    Only a consonant + s with a stem of four letters or more (not -ss, -us, -is, -ics:
+    class, virus, analysis, politics; not news, gas)."""
+    w = word.lower()
+    if len(w) >= 5 and w.endswith("s") and w[-2] not in "aeiousy" and not w.endswith("ics"):
+        return word[:-1]
+    return word
+
+
 def _word(word: str) -> str:
     """A pattern for `word` and its regular plural / inflected forms."""
+    word = _singular(word)
     w: str = re2.escape(word.lower())
     if word.endswith("is") and len(word) > 4:  # diagnosis → diagnoses
         return w[:-2] + "(?:is|es)"
