@@ -77,3 +77,29 @@ def test_safety_reported_speech_and_idioms_are_not_flagged() -> None:
     for text in texts:
         assert d.scan(text, ScanContext()) == [], text
     assert d.max_span is not None and d.max_span <= 200  # streams hold back at most this much
+
+
+def test_groundedness_numbers_names_negation_and_pleasantries() -> None:
+    d = GroundednessDetector(1.01)  # report every unsupported sentence
+    ctx = ScanContext("output", ("Python 3.12 was released in October 2023. Opened software cannot be returned.",))
+
+    def unsupported(text: str) -> list[str]:
+        return [text[f.start : f.end] for f in d.scan(text, ctx)]
+
+    assert unsupported("Python 3.12 was released in October 2023. Hope this helps, let me know!") == []
+    assert unsupported("Python 3.12 was released in Berlin in 2023.") == ["Python 3.12 was released in Berlin in 2023."]
+    assert unsupported("Opened software can be returned.") == ["Opened software can be returned."]
+    assert unsupported("Python 3.11 was released in October 2023.") == ["Python 3.11 was released in October 2023."]
+
+
+def test_groundedness_scans_in_linear_time() -> None:
+    import time
+
+    unit = "The Eiffel Tower is 330 metres tall. It is not in Rome. Tickets cost 20 euros each day. "
+    d, times = GroundednessDetector(0.6), []
+    for n in (10_000, 100_000):
+        text = (unit * (n // len(unit) + 1))[:n]
+        start = time.perf_counter()
+        d.scan(text, ScanContext("output", (text,)))
+        times.append(time.perf_counter() - start)
+    assert times[1] / max(times[0], 1e-6) < 25, times
