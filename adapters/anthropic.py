@@ -179,7 +179,7 @@ class AnthropicProvider:
 
     async def chat_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
         """Anthropic events → OpenAI chunks, ending with a usage chunk (as OpenAI's include_usage does)."""
-        events = self._http.events("/messages", self._payload(body, True), timeout_s)
+        events = self._http.events("/messages", self._payload(body, True), timeout_s, _message_stop)
         try:
             async for chunk in _translate(self.name, events):
                 yield chunk
@@ -192,6 +192,10 @@ class AnthropicProvider:
     async def aclose(self) -> None:
         """Close the pool."""
         await self._http.aclose()
+
+
+def _message_stop(event: str, data: bytes) -> bool:
+    return event == "message_stop"
 
 
 async def _translate(provider: str, events: AsyncIterator[tuple[str, bytes]]) -> AsyncIterator[JSON]:

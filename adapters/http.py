@@ -18,13 +18,15 @@ events or a `ProviderError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import anyio
 from yarl import URL
 
 from adapters.base import JSON, RETRYABLE_STATUS, ProviderError
@@ -36,6 +38,7 @@ MAX_CONNECTIONS = 512
 KEEPALIVE_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 DEFAULT_TIMEOUT_S = 60.0
+DRAIN_S = 0.5  # how long to wait for the end of a stream's body once its last event is in hand
 _MAX_ERROR_MESSAGE = 500
 # What the client must not be told apart by: a lost connection mid-body, a refused connect, a bad status line.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError)
@@ -217,6 +220,16 @@ async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
             yield event, data.decode("utf-8", "replace")
 
 
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read what is left of a body whose last event is in hand (normally just the chunked terminator)."""
+    if resp.content.at_eof():
+        return
+    with anyio.move_on_after(DRAIN_S):
+        with contextlib.suppress(*_TRANSPORT_ERRORS, TimeoutError):
+            while await resp.content.readany():
+                pass
+
+
 def _env_proxy(url: URL) -> str | None:
     """The proxy the environment names for `url` (HTTPS_PROXY, NO_PROXY…), resolved once, not per request."""
     host = url.host or ""
@@ -281,6 +294,8 @@ class Upstream:
         loop = asyncio.get_running_loop()
         s = self._session
         if s is None or self._loop is not loop or s.closed:
+            if s is not None and not s.closed:
+                self._abandon(s)
             connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=60)
             s = self._session = aiohttp.ClientSession(
                 connector=connector, headers=self._headers, auto_decompress=True, trust_env=False,
@@ -288,6 +303,11 @@ class Upstream:
             )  # fmt: skip
             self._loop = loop
         return s
+
+    @staticmethod
+    def _abandon(s: aiohttp.ClientSession) -> None:
+        """Drop a session whose event loop is gone: its sockets went with that loop, nothing is left to close."""
+        s.detach()
 
     async def post(self, path: str, body: bytes, timeout_s: float | None) -> bytes:
         """The body of a 2xx answer; an error status, a timeout or a broken connection as `ProviderError`."""
@@ -304,13 +324,18 @@ class Upstream:
             raise transport_error(self.provider, exc) from None
 
     async def events(
-        self, path: str, body: bytes, timeout_s: float | None
+        self, path: str, body: bytes, timeout_s: float | None, end: Callable[[str, bytes], bool] | None = None
     ) -> AsyncGenerator[tuple[str, bytes], None]:
         """SSE events of a streamed answer as they arrive; closing the iterator releases the connection.
 
         A failure before the answer's headers, or an error status, is a
         transport or status error; a connection lost mid-stream is
         `stream_cut`; a stall longer than `timeout_s` is `request_timeout`.
+        `end(event, data)` names the protocol's last event (OpenAI's `[DONE]`,
+        Anthropic's `message_stop`): before it is handed over, the few bytes
+        that close the HTTP body are read (for at most DRAIN_S), so the
+        connection goes back to the pool instead of being closed — a consumer
+        stops at that event and never asks for them.
         """
         try:
             resp = await self._client().post(
@@ -329,6 +354,8 @@ class Upstream:
             try:
                 async for chunk in resp.content.iter_any():
                     for event in feed(chunk):
+                        if end is not None and end(*event):
+                            await _drain(resp)
                         yield event
             except TimeoutError as exc:
                 raise transport_error(self.provider, exc) from None
@@ -344,5 +371,5 @@ class Upstream:
             return
         if self._loop is asyncio.get_running_loop():
             await s.close()
-        else:  # its loop is gone (a test's): its sockets went with it
-            s.detach()
+        else:
+            self._abandon(s)

@@ -63,7 +63,7 @@ class OpenAIProvider:
         options = dict(body.get("stream_options") or {})
         options["include_usage"] = True
         payload = {**body, "stream": True, "stream_options": options}
-        events = self._http.events("/chat/completions", dumps(payload), timeout_s)
+        events = self._http.events("/chat/completions", dumps(payload), timeout_s, _done)
         finished = False
         try:
             async for event, data in events:
@@ -89,6 +89,10 @@ class OpenAIProvider:
     async def aclose(self) -> None:
         """Close the pool."""
         await self._http.aclose()
+
+
+def _done(event: str, data: bytes) -> bool:
+    return data == b"[DONE]"
 
 
 def _error_text(data: JSON) -> str:
