@@ -23,12 +23,16 @@ Loader = Callable[[str], list[dict[str, object]]]
 Report = tuple[list[str], list[str]]
 
 
-def safety_report(load: Loader) -> Report:
-    if not (HERE / "output_safety.jsonl").exists():
+def safety_report(load: Loader, name: str = "output_safety", title: str = "output_safety") -> Report:
+    if not (HERE / f"{name}.jsonl").exists():
         return [], []
-    rows = load("output_safety")
+    rows = load(name)
     counts, errors = span_counts(SafetyDetector(frozenset(SAFETY_CATEGORIES)), rows)
-    return table(f"output_safety ({len(rows)} cases, output_safety.jsonl)", counts), errors
+    return table(f"{title} ({len(rows)} cases, {name}.jsonl)", counts), errors
+
+
+def safety_fresh_report(load: Loader) -> Report:
+    return safety_report(load, "output_safety_fresh", "output_safety, FRESH (never tuned against)")
 
 
 class _ByTopic:

@@ -37,12 +37,17 @@ def main() -> int:
         ("pii_contextual", all_pii, "pii, contextual types: person, street_address, date_of_birth"),
         ("secrets", SecretsDetector(), "secrets, in-sample"),
         ("secrets_heldout", SecretsDetector(), "secrets, HELD-OUT"),
+        ("pii_fresh", default_pii, "pii, structured types, FRESH (written after the fixes, never tuned against)"),
+        ("secrets_fresh", SecretsDetector(), "secrets, FRESH (never tuned against)"),
+        ("pii_contextual_fresh", all_pii, "pii, contextual types, FRESH (never tuned against)"),
     ]
     for name, detector, title in families:
         lines, errs = span_family(name, detector, title)
         out += lines
         errors += errs
-    for report in (eval_families.safety_report, eval_families.topics_report, eval_families.groundedness_report):
+    reports = (eval_families.safety_report, eval_families.safety_fresh_report, eval_families.topics_report,
+               eval_families.groundedness_report)  # fmt: skip
+    for report in reports:
         lines, errs = report(load)
         out += lines
         errors += errs
