@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import signal
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +46,9 @@ from engine.usage import cost_of
 
 log = logging.getLogger("ghat.server")
 SETTINGS_ENV = "GHAT_SERVE_SETTINGS"
+# Request ids: 128 random bits from a generator seeded once from the OS, not uuid4's getrandom(2) syscall per
+# request. An id names a request in logs and headers; it is not a secret, so it need not be unpredictable.
+_ids = random.Random()
 DEADLINE_SLACK_S = 1.0  # the router enforces the deadline; this backstop only catches what escapes it
 
 
@@ -114,7 +117,7 @@ class GatewayApp:
             return
         gw = self.gateway
         headers = _headers(scope)
-        rid = sane_request_id(headers.get("x-request-id"), uuid.uuid4().hex)
+        rid = sane_request_id(headers.get("x-request-id"), f"{_ids.getrandbits(128):032x}")
         ex = Exchange(send, rid, gw.served.policy.version if gw else "")
         handler = self.routes.get((scope["method"], scope["path"]))
         if gw is None:

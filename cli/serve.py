@@ -32,7 +32,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-watch", action="store_true", help="reload only on SIGHUP, not on file changes")
     p.add_argument("--access-log", action="store_true", help="log every request line (costs CPU)")
     p.add_argument("--otlp-endpoint", help="send OpenTelemetry traces to this OTLP/HTTP traces URL (default: "
-                   "$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or $OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; needs ghat[otel])")
+                   "$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or $OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces; "
+                   "needs ghat[otel])")
 
 
 def register(sub: Any) -> None:
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             loop=loop, http="httptools", lifespan="on", log_level=args.log_level, access_log=args.access_log,
             timeout_keep_alive=int(args.keep_alive), timeout_graceful_shutdown=int(args.graceful_timeout),
             server_header=False, date_header=False,
+            proxy_headers=False,  # nothing reads the client address or scheme: skip X-Forwarded-* on every request
         )  # fmt: skip
     except SystemExit as exc:  # lifespan failure (a policy set that does not compile) exits 3
         return int(exc.code or 0)
