@@ -60,5 +60,7 @@ BUILTINS: dict[str, BuiltinDetector] = {
     )
 }
 
-# Variables a block `message` template may use.
-MESSAGE_VARIABLES = ("app", "detector", "types", "topic", "category", "direction", "model")
+# Variables a block `message` template may use (engine/guards.py renders them).
+MESSAGE_VARIABLES = ("app", "detector", "types", "topic", "category", "direction")
+# Variables set only when one detector blocks; for any other they render empty.
+DETECTOR_VARIABLES = {"topic": "topics", "category": "output_safety"}

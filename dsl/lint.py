@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
+import jinja2
+import jinja2.meta
+
 from dsl import ast, rules
+from dsl.catalog import DETECTOR_VARIABLES
+from dsl.check import TEMPLATE_ENV
 from dsl.conditions import ENDPOINTS, Domain, atoms, example, satisfy
 from dsl.diagnostics import Diagnostic
 from dsl.resolve import Index
@@ -126,6 +131,28 @@ def guards(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
                         f"'{guard.detector}' is off: this guard does nothing",
                         "delete it, or use `detect` (or `shadow`) to watch without enforcing",
                     )
+                if guard.message is not None:
+                    yield from _empty_variables(guard.message, guard.span, [guard.detector])
+            if block and block.message is not None:  # the message of every blocking guard without its own
+                users = [g.detector for g in block.guards if g.action == "block" and g.message is None]
+                yield from _empty_variables(block.message, block.message_span, users)
+
+
+def _empty_variables(template: str, span: ast.Span, detectors: list[str]) -> Iterator[Diagnostic]:
+    """`{{ topic }}` and `{{ category }}` are set only when their own detector blocks; elsewhere they are empty."""
+    try:
+        used = jinja2.meta.find_undeclared_variables(TEMPLATE_ENV.parse(template))
+    except jinja2.TemplateSyntaxError:
+        return  # E308 reports it
+    for variable in sorted(used):
+        owner = DETECTOR_VARIABLES.get(variable)
+        others = [d for d in dict.fromkeys(detectors) if owner is not None and d != owner]
+        if others:
+            yield rules.TEMPLATE_EMPTY_VAR.at(
+                span,
+                f"'{{{{ {variable} }}}}' renders empty when {', '.join(others)} blocks",
+                f"give {others[0]} a `message` of its own, or write this message on the {owner} guard",
+            )
 
 
 def security(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:

@@ -102,6 +102,9 @@ GUARD_DUPLICATE = _rule(
 )
 
 GUARD_OFF = _rule("W302", "guardrail/guard-off", "warning", "a guard at `off` does nothing")
+TEMPLATE_EMPTY_VAR = _rule(
+    "W303", "template/empty-variable", "warning", "a message uses a variable that the guard it serves leaves empty"
+)
 
 # Lint: references nothing uses.
 UNUSED_ALIAS = _rule("W101", "reference/unused-alias", "warning", "an alias no app can reach")
