@@ -37,7 +37,11 @@ def run(args: argparse.Namespace) -> int:
     from engine.keys import KeyStore, keys_path
 
     path = keys_path(args.keys, args.data_dir)
-    store = KeyStore.load(path)
+    try:
+        store = KeyStore.load(path)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.keys_command == "create":
         try:
             key, rec = store.create(args.app, args.env)

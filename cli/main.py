@@ -41,6 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file named on the command line that cannot be read or written
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ghat {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"ghat {args.command}: input is not UTF-8 text ({exc.reason} at byte {exc.start})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import string
 import tempfile
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 PREFIX = "ghat"
+_ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")  # a policy NAME, without "_" (the key's separator)
 _ALPHABET = string.ascii_letters + string.digits  # no "_" or "-": the env stays parseable
 RANDOM_LEN = 40  # 40 × log2(62) ≈ 238 bits
 DISPLAY_CHARS = 4
@@ -68,9 +70,14 @@ def split_key(key: str) -> tuple[str, str] | None:
 
 
 def new_key(env: str) -> str:
-    if not env or "_" in env:
-        raise ValueError(f"invalid environment name {env!r}")
+    """A fresh key for `env`; the env must be a policy name without "_" so the key stays parseable."""
+    if not _ENV_NAME.fullmatch(env):
+        raise ValueError(f"invalid environment name {env!r}: use letters, digits and '-' (like prod, eu-dev)")
     return f"{PREFIX}_{env}_{''.join(secrets.choice(_ALPHABET) for _ in range(RANDOM_LEN))}"
+
+
+class KeyStoreError(ValueError):
+    """The key file exists but cannot be read as a key store (corrupt, or another program's file)."""
 
 
 class KeyStore:
@@ -90,7 +97,12 @@ class KeyStore:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls(path)
-        records = [KeyRecord(**r) for r in raw.get("keys", [])]
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise KeyStoreError(f"{path} is not a ghat key store: {exc}") from exc
+        try:
+            records = [KeyRecord(**r) for r in raw.get("keys", [])]
+        except (AttributeError, TypeError) as exc:
+            raise KeyStoreError(f"{path} is not a ghat key store: {exc}") from exc
         store = cls(path, records)
         store.mtime_ns = stat.st_mtime_ns
         return store
