@@ -147,7 +147,8 @@ class GatewayApp:
             text = "\n".join(f"{d.span}: {d.code} {d.message}" for d in err.diagnostics)
             await send({"type": "lifespan.startup.failed", "message": f"the policy set does not compile:\n{text}"})
             return
-        except RuntimeError as err:  # a setting that cannot be honoured (e.g. tracing without its SDK)
+        except (RuntimeError, ValueError) as err:  # a setting or state file that cannot be used (tracing without
+            # its SDK, a corrupt key store): say why instead of a traceback
             await send({"type": "lifespan.startup.failed", "message": str(err)})
             return
         gw = self.gateway
