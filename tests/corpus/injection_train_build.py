@@ -16,6 +16,8 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tests.corpus import injection_train_hand
+
 HERE = Path(__file__).parent
 R = random.Random(20261201)
 
@@ -332,7 +334,7 @@ def attacks() -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     for kind, n, make in [("override", 160, override), ("persona", 90, persona), ("extraction", 110, leak), ("delimiter", 80, delim), ("exfiltration", 70, exfil), ("indirect", 160, indirect)]:
         out += [(kind, role, text) for role, text in _sample(n, make)]
-    return out + [("hand", role, text) for role, text in HAND_ATTACKS]
+    return out + [("hand", role, text) for role, text in HAND_ATTACKS + injection_train_hand.ATTACKS]
 
 
 def benign() -> list[tuple[str, str, str]]:
@@ -359,7 +361,7 @@ def benign() -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     for kind, n, make in [("benign_pair", 160, pair), ("security_question", 100, sec), ("developer", 110, dev), ("roleplay", 110, roleplay), ("support", 90, support), ("benign_doc", 90, doc)]:
         out += [(kind, role, text) for role, text in _sample(n, make)]
-    hand = HAND_BENIGN + HAND_BENIGN_DOCS + [("user", t) for t in HAND_BENIGN_USER]
+    hand = HAND_BENIGN + HAND_BENIGN_DOCS + [("user", t) for t in HAND_BENIGN_USER] + injection_train_hand.BENIGN
     return out + [("hand", role, text) for role, text in hand]
 
 
