@@ -113,6 +113,8 @@ def features(data: npt.NDArray[np.uint8]) -> tuple[I64, I64]:
             if len(words) > 1:
                 positions.append(starts[:-1])
                 hashes.append((words[:-1] * _MIX + words[1:]) ^ _SALT[2])
+        if not hashes:  # only spaces, or a word of one or two bytes with no bigram
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
         h = np.concatenate(hashes)
         buckets = ((h * _MIX) >> _SHIFT).astype(np.int64)
     return np.concatenate(positions), buckets
