@@ -31,6 +31,7 @@ FAMILIES: dict[str, tuple[ast.Guard, ...]] = {
     "topics": (ast.Guard("topics", "block", topics=("medical diagnosis", "legal advice")),),
 }
 INPUT_PIPELINE = tuple(g for guards in FAMILIES.values() for g in guards)
+INJECTION_MODEL = (ast.Guard("prompt_injection", "block", model=True),)  # the optional scorer on top
 
 
 def pipeline(guards: tuple[ast.Guard, ...]) -> GuardPipeline:
@@ -43,6 +44,11 @@ def text_of(size: int) -> str:
 
 def test_input_pipeline_2kb(benchmark: Any) -> None:
     p = pipeline(INPUT_PIPELINE)
+    benchmark(lambda: p.run([(CTX, PROMPT_2KB)], Redactor()))
+
+
+def test_injection_model_2kb(benchmark: Any) -> None:
+    p = pipeline(INJECTION_MODEL)
     benchmark(lambda: p.run([(CTX, PROMPT_2KB)], Redactor()))
 
 
@@ -73,6 +79,10 @@ def main() -> None:
     times = sorted(_times(pipeline(INPUT_PIPELINE), PROMPT_2KB, 5000))
     print(f"\ninput pipeline on a 2 KB prompt: median {statistics.median(times) * 1e6:.1f} µs, "
           f"p99 {times[int(len(times) * 0.99)] * 1e6:.1f} µs")  # fmt: skip
+    for name, guards in (("prompt_injection", FAMILIES["prompt_injection"]), ("... model", INJECTION_MODEL)):
+        times = sorted(_times(pipeline(guards), PROMPT_2KB, 3000))
+        print(f"{name} on a 2 KB prompt: median {statistics.median(times) * 1e6:.1f} µs, "
+              f"p99 {times[int(len(times) * 0.99)] * 1e6:.1f} µs")  # fmt: skip
 
 
 if __name__ == "__main__":
