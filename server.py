@@ -69,6 +69,8 @@ class Trail:
     attempts: tuple[Any, ...] = ()
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
     usage: Usage | None = None
+    capture: tuple[str, ...] = ()  # the app's `capture`, outside prod only
+    response_text: str | None = None  # what the caller got, kept only when `capture responses`
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -86,6 +88,16 @@ async def _backstop(call: Coroutine[Any, Any, RouteResult], timeout_s: float | N
     with anyio.move_on_after(timeout_s + DEADLINE_SLACK_S):
         return await call
     raise TimeoutError
+
+
+def _captured(trail: Trail) -> dict[str, str]:
+    """What `capture` keeps (outside prod only): the caller's texts as sent, and the answer as returned."""
+    out: dict[str, str] = {}
+    if "prompts" in trail.capture and trail.request is not None:
+        out["prompt"] = json.dumps([{"role": t.role, "text": t.text} for t in trail.request.texts], ensure_ascii=False)
+    if "responses" in trail.capture and trail.response_text is not None:
+        out["response"] = trail.response_text
+    return out
 
 
 def _fired(outcomes: tuple[Outcome, ...] | list[Outcome]) -> tuple[str, ...]:
@@ -216,7 +228,7 @@ class GatewayApp:
                              for d, o in trail.outcomes),
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
             reasoning_tokens=u.reasoning_tokens, usage_source=u.source, cost_usd=cost, timings_ms=ex.timings(),
-            max_tokens=req.max_tokens if req else None,
+            max_tokens=req.max_tokens if req else None, captured=_captured(trail) if trail.capture else None,
         )  # fmt: skip
         gw.observers.record(record)
         ex.t["log"] = (time.perf_counter() - t0) * 1000.0 - ex.t["usage"]
@@ -256,6 +268,8 @@ class GatewayApp:
         ex.t["guardrails"] = acc[0]
         ex.t["resolve"] = (time.perf_counter() - t0) * 1000.0 - acc[0]
         trail.outcomes = [("input", o) for o in decision.outcomes]
+        if self.settings.env != "prod" and (app := served.policy.apps.get(key.app)) is not None:
+            trail.capture = app.capture  # refused requests too: `ghat replay` re-runs their guardrails
         if isinstance(decision, Deny):
             ex.fired = _fired(decision.outcomes)
             await self._fail(gw, served, ex, trail, decision.code, decision.status, decision.message,
@@ -324,6 +338,10 @@ class GatewayApp:
                     ex.fired = tuple(dict.fromkeys((*ex.fired, *_fired(guarded.outcomes))))
                 message["content"] = restore_placeholders(text, allow.redactor, restore) if restore else text
             ex.t["guardrails"] += (time.perf_counter() - t1) * 1000.0
+        if "responses" in trail.capture:
+            trail.response_text = "\n".join(c["message"]["content"] for c in response.get("choices") or []
+                                            if isinstance(c, dict) and isinstance(c.get("message"), dict)
+                                            and isinstance(c["message"].get("content"), str))  # fmt: skip
         await self._respond(gw, served, ex, trail, 200, response)
 
     async def _stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, trail: Trail,
@@ -344,7 +362,9 @@ class GatewayApp:
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         out = await relay(ex, route, receive, guarded=bool(allow.output.rules), pipeline=allow.output,
                           redactor=allow.redactor, grounding=allow.request.grounding, restore=restore,
-                          include_usage=include_usage)  # fmt: skip
+                          include_usage=include_usage, capture="responses" in trail.capture)  # fmt: skip
+        if out.sent is not None:
+            trail.response_text = "".join(out.sent)
         trail.outcomes.extend(("output", o) for o in out.outcomes)
         trail.attempts, trail.usage = tuple(route.attempts), route.usage
         ex.status, ex.error_code = out.status, out.error_code

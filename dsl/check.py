@@ -22,6 +22,7 @@ from dsl.resolve import Index
 
 Pass = Callable[[ast.PolicySet, Index], Iterator[Diagnostic]]
 PROVIDER_KINDS = ("openai", "anthropic", "mock")
+CAPTURABLE = ("prompts", "responses")  # what `capture` may keep in the request log, outside prod
 TEMPLATE_ENV = jinja2.sandbox.ImmutableSandboxedEnvironment(autoescape=False)
 
 
@@ -117,6 +118,10 @@ def apps(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
                 yield rules.UNKNOWN_PROVIDER.at(app.span, f"app '{app.name}' lists unknown provider '{name}'",
                                                 _did_you_mean(name, index.providers))  # fmt: skip
         yield from _closure(app, index)
+        for name in app.capture:
+            if name not in CAPTURABLE:
+                yield rules.APP_CAPTURE.at(app.span, f"app '{app.name}' captures unknown '{name}'",
+                                           "write `capture prompts`, `capture responses` or both")  # fmt: skip
         for block in (app.input, app.output):
             if block is not None:
                 yield from _guards(app, block, index)

@@ -111,7 +111,7 @@ alias spare { route local/echo }
 detector ticket pattern /T-[0-9]+/
 provider leaky { kind openai; api_key "sk-123" }
 app chat {
-  env prod; models slow, slow; timeout 30s; max_tokens 8000; capture prompt
+  env prod; models slow, slow; timeout 30s; max_tokens 8000; capture prompts
   input { pii off }
 }
 app embedder { env dev; models embed; rate_limit 5/min }

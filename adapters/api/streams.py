@@ -32,6 +32,7 @@ class StreamOutcome:
     error_code: str | None = None
     status: int = 200
     disconnected: bool = False
+    sent: list[str] | None = None  # the text the caller got, kept only when the app captures responses
 
 
 class _Choice:
@@ -67,9 +68,10 @@ async def relay(
     grounding: tuple[str, ...],
     restore: frozenset[str],
     include_usage: bool,
+    capture: bool = False,
 ) -> StreamOutcome:
     """Send the stream; returns what the log needs. Headers must not have been sent yet."""
-    result = StreamOutcome()
+    result = StreamOutcome(sent=[] if capture else None)
     choices: dict[int, _Choice] = {}
     context = ScanContext("output", grounding)
 
@@ -116,6 +118,8 @@ async def relay(
                         delta["content"] = (delta.get("content") or "") + tail
                 if delta.get("content") == "" and len(delta) == 1 and part.get("finish_reason") is None:
                     continue  # everything held back: nothing to say yet
+                if result.sent is not None and delta.get("content"):
+                    result.sent.append(delta["content"])
                 keep.append(part)
             if keep:
                 chunk["choices"] = keep
@@ -126,6 +130,8 @@ async def relay(
                 await blocked(c)
                 return
             if tail:
+                if result.sent is not None:
+                    result.sent.append(tail)
                 await ex.event({"object": "chat.completion.chunk", "choices": [
                     {"index": i, "delta": {"content": tail}, "finish_reason": None}]})  # fmt: skip
         await ex.end_stream()
