@@ -292,3 +292,47 @@ async def test_stream_stalled_mid_way_times_out(wire: Router, fake_upstream: Fak
             pass
     await route.aclose()
     assert info.value.code == "request_timeout"
+
+
+# ── streams whose adapter bounds idle time on the socket ─────────────────
+class Ticking:
+    """A stream provider that advances the injected clock by `step` per chunk; `idle_timeouts` as given."""
+
+    def __init__(self, t: FakeTime, step: float, idle_timeouts: bool) -> None:
+        self.name, self.t, self.step, self.idle_timeouts = "p", t, step, idle_timeouts
+
+    async def chat_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
+        for i in range(10):
+            self.t.now += self.step
+            yield {"choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+
+    async def chat(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        raise AssertionError("not used")
+
+    async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        raise AssertionError("not used")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_stream_past_the_request_deadline_ends_in_request_timeout() -> None:
+    """The adapter bounds idle time on its socket, so the router checks the deadline as each chunk arrives."""
+    t = FakeTime()
+    route = await router(cast(Provider, Ticking(t, 1.0, True)), t).stream(
+        allow(cand("a"), timeout_s=4.5), {**BODY, "stream": True})
+    got = 0
+    with pytest.raises(ProviderError) as info:
+        async for _ in route:
+            got += 1
+    await route.aclose()
+    assert info.value.code == "request_timeout" and got == 4
+    assert route.attempts[-1].error_code == "request_timeout"
+
+
+async def test_a_stream_within_its_deadline_is_untouched_by_it() -> None:
+    t = FakeTime()
+    route = await router(cast(Provider, Ticking(t, 0.1, True)), t).stream(
+        allow(cand("a"), timeout_s=5.0), {**BODY, "stream": True})
+    assert len([c async for c in route]) == 10 and route.attempts[-1].error_code is None
+    assert route.time_left() == pytest.approx(4.0)

@@ -88,6 +88,19 @@ def test_request_timeout(gateway: Gateway, fake_upstream: FakeUpstream) -> None:
     assert exc.value.code == "request_timeout" and exc.value.status_code == 504
 
 
+def test_stream_stalled_past_the_deadline_ends_with_a_timeout_event(
+    gateway: Gateway, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.fault("stall", stream=True, after_chunks=3, delay_s=5)
+    got: list[str] = []
+    with pytest.raises(openai.APIError) as exc:
+        for chunk in _client(gateway).chat.completions.create(model="chat", messages=HI, stream=True,
+                                                              metadata={"operation": "slow"}):
+            got.extend(c.delta.content or "" for c in chunk.choices)
+    assert exc.value.code == "request_timeout"
+    assert len(fake_upstream.requests()) == 1  # bytes had reached the caller: no fallback, no retry
+
+
 def test_invalid_request(gateway: Gateway) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
         _client(gateway).chat.completions.create(model="chat", messages=[{"role": "wizard", "content": "x"}])  # type: ignore[misc,list-item]
