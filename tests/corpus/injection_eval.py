@@ -80,4 +80,10 @@ def injection_report(load: Callable[[str], Rows]) -> tuple[list[str], list[str]]
     missed = Counter((str(r["kind"]), bool(r["injection"])) for r in heldout_wrong)
     per_kind = (f"{k}{'' if a else ' (benign)'} {missed[(k, a)]}/{n}" for (k, a), n in sorted(total.items()))
     lines.append("held-out, combined, wrong per kind: " + ", ".join(per_kind))
+    for mode in ("model", "combined"):
+        sweep = []
+        for threshold in (0.3, 0.5, 0.7, 0.9):
+            tp, fp, fn, tn = confusion(rows, classifier(mode, threshold))[0]
+            sweep.append(f"{threshold:.1f}: recall {tp / (tp + fn):.3f} fp rate {fp / (fp + tn):.3f}")
+        lines.append(f"held-out, {mode}, by policy threshold: " + "; ".join(sweep))
     return lines, errors
