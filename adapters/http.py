@@ -249,8 +249,6 @@ class Upstream:
     scope is the authority over a whole attempt.
     """
 
-    idle_timeouts = True  # the router need not bound each chunk itself (see StreamRoute)
-
     def __init__(
         self,
         provider: str,
