@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from dsl import ast
 from dsl.catalog import PII_DEFAULT_TYPES, PII_TYPES
 from engine.detectors.base import ScanContext
 from engine.detectors.pii import PiiDetector
+from engine.guards import Redactor, compile_pipeline
 
 DEFAULT = PiiDetector(frozenset(PII_DEFAULT_TYPES))
 ALL = PiiDetector(frozenset(PII_TYPES))
@@ -126,3 +130,22 @@ def test_contextual_types_scan_in_linear_time() -> None:
 )
 def test_phone_forms(text: str, expected: list[tuple[str, str]]) -> None:
     assert found(text) == expected
+
+
+CONTEXT_PLANTS = [
+    "Dear Sophie Nowak,", "Mr. Okafor", "Grace Hopper", "12 Harbor View Road, Austin, TX 78701", "PO Box 4432",
+    "Hauptstraße 12, 10115 Berlin", "DOB: 04/12/1985", '"dob": "1985-04-12"', "born on 3 March 1990",
+    "Thanks Emily Kim", "KimDear", "the", "Road",
+]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.text(alphabet=st.sampled_from(list("abc XYZ.,:\n019")), max_size=20),
+                          st.sampled_from(CONTEXT_PLANTS)), min_size=1, max_size=8).map("".join))  # fmt: skip
+def test_p5_with_contextual_types(text: str) -> None:
+    guard = ast.Guard("pii", "redact", types=("person", "street_address", "date_of_birth"))
+    pipeline = compile_pipeline(ast.GuardBlock("input", (guard,)), "input", {})
+    ctx = ScanContext("user")
+    once = pipeline.run([(ctx, text)], Redactor()).texts[0]
+    assert pipeline.hits(ctx, once) == []
+    assert pipeline.run([(ctx, once)], Redactor()).texts[0] == once

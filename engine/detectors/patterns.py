@@ -16,8 +16,10 @@ from re import _parser as sre_parse  # width bounds only; matching is RE2's
 
 import re2
 
-# A confirmer gets (text, match) and returns the span to report, or None to drop it.
-Confirm = Callable[[str, "re2._Match"], "tuple[int, int] | None"]
+# A confirmer gets (text, match) and returns the span to report, or None to drop it;
+# a list when one match holds several findings (two names in one capitalised run).
+Span = tuple[int, int]
+Confirm = Callable[[str, "re2._Match"], "Span | list[Span] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,9 @@ class PatternSet:
         for m in self._regexes[index].finditer(text):
             if rule.confirm is not None:
                 span = rule.confirm(text, m)
-                if span is not None:
+                if isinstance(span, list):
+                    yield from span
+                elif span is not None:
                     yield span
             elif m.re.groups and m.start(1) >= 0:
                 yield m.start(1), m.end(1)

@@ -29,7 +29,7 @@ from importlib import resources
 
 import re2
 
-from engine.detectors.patterns import Rule
+from engine.detectors.patterns import Rule, Span
 
 # ---------------------------------------------------------------- person
 
@@ -89,6 +89,7 @@ _ARTICLES = frozenset({"the", "a", "an", "this", "that", "our", "their", "his", 
 _CAP = r"[A-ZÀ-ÖØ-Þ](?:['’][A-ZÀ-ÖØ-Þ])?[a-zß-öø-ÿ]{1,20}(?:[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{1,20})?(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{1,20})?"
 _PARTICLES = r"(?:(?:van|von|de|der|den|da|di|du|la|le|del|della|dos|bin|ibn|al|ter|ten)\s){0,2}"
 _RUN = _CAP + r"(?:\s(?:[A-ZÀ-ÖØ-Þ]\.\s)?" + _PARTICLES + _CAP + r"){1,3}"
+_NEXT = re2.compile(r"\s(?:[A-ZÀ-ÖØ-Þ]\.\s)?" + _PARTICLES + r"(" + _CAP + r")")
 _NAME = _CAP + r"\.?(?:[ \t](?:[A-ZÀ-ÖØ-Þ]\.[ \t])?" + _PARTICLES + _CAP + r"){0,3}"
 # Strong cues introduce a name whatever it is; weak ones (greetings, headers) need a known name.
 _STRONG_CUES = (
@@ -117,53 +118,77 @@ def _tokens(value: str, offset: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def _pair(text: str, words: list[tuple[str, int, int]]) -> tuple[int, int] | None:
-    """The first known given name + surname pair among capitalised `words`."""
-    given = first_names()
-    for i in range(len(words) - 1):
+def _peek(text: str, words: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """`words` plus the capitalised word right after them when the last one is a given name.
+
+    A run's length is bounded (streams hold back its width), so a run can end
+    between a given name and its surname; looking one word on keeps that name
+    whole, and so redaction idempotent (P5). The slice keeps the look bounded."""
+    if not words or words[-1][0].lower() not in first_names():
+        return words
+    end = words[-1][2]
+    m = _NEXT.match(text[end : end + 64])
+    return words if m is None else [*words, (m.group(1), end + m.start(1), end + m.end(1))]
+
+
+def _pairs(text: str, words: list[tuple[str, int, int]]) -> list[Span]:
+    """Every known given name + surname pair among capitalised `words`, left to right.
+
+    All of them, not the first: a name left inside a reported run would surface
+    once its neighbour is redacted, and redaction must be idempotent (P5)."""
+    words = _peek(text, words)
+    given, out, i = first_names(), [], 0
+    while i < len(words) - 1:
         first, low = words[i], words[i][0].lower()
-        if low not in given:
-            continue
         j = i + 1
         while j < len(words) - 1 and not words[j][0][:1].isupper():
             j += 1  # particles: van der Berg, da Silva
         last = words[j][0].lower()
-        if not words[j][0][:1].isupper() or last in _NOT_NAMES:
+        if (
+            low not in given
+            or not words[j][0][:1].isupper()
+            or last in _NOT_NAMES
+            or (low in _AMBIGUOUS_GIVEN and last not in surnames())
+        ):
+            i += 1
             continue
-        if low in _AMBIGUOUS_GIVEN and last not in surnames():
-            continue
-        if j + 1 < len(words) and words[j + 1][0].lower() in _NOT_NAMES:
-            return None  # Faith Hill Road, Morgan Stanley Bank
         before = text[max(0, first[1] - 12) : first[1]].split()
-        if before and before[-1].lower() in _ARTICLES:
-            return None  # the Hope Diamond, the Jordan River
-        return first[1], words[j][2]
-    return None
+        if (j + 1 < len(words) and words[j + 1][0].lower() in _NOT_NAMES) or (
+            before and before[-1].lower() in _ARTICLES
+        ):
+            i = j + 1  # Faith Hill Road, the Hope Diamond: a place or a thing
+            continue
+        out.append((first[1], words[j][2]))
+        i = j + 1
+    return out
 
 
-def _person(text: str, m: re2._Match) -> tuple[int, int] | None:
+def _person(text: str, m: re2._Match) -> list[Span]:
     """One rule for every person candidate: a cue, then a name; or a bare capitalised run."""
     if m.group(5) is not None:  # no cue: a capitalised run needs a given name + surname
-        return _pair(text, [w for w in _tokens(m.group(5), m.start(5)) if not w[0].endswith(".")])
+        return _pairs(text, _tokens(m.group(5), m.start(5)))
     caps: list[tuple[str, int, int]] = []
     weak = m.group(2) is not None
-    for w in _tokens(m.group(4), m.start(4)):
-        low = w[0].lower()
+    words = _tokens(m.group(4), m.start(4))
+    k = 0
+    while k < len(words):
+        low = words[k][0].lower()
         if low in _TITLE_WORDS and not caps:
             weak = False  # "ask Prof. Garcia": the title is the cue
-            continue
-        if low in _NOT_NAMES or low in _NOT_AFTER_CUE:
+        elif low in _NOT_NAMES or low in _NOT_AFTER_CUE or not words[k][0][:1].isupper():
             break
-        if w[0][:1].isupper():
-            caps.append(w)
+        else:
+            caps.append(words[k])
+        k += 1
+    rest = _pairs(text, words[k:])  # names after the cue's name: "Dear Ann, Emily Kim …"
     if not caps:
-        return None
+        return rest
     if weak:  # a weak cue (hi, thanks, cc:): the name must look like one
         first = caps[0][0].lower()
         known = first in first_names() and (first not in _AMBIGUOUS_GIVEN or len(caps) > 1)
         if not known and not (len(caps) > 1 and caps[1][0].lower() in surnames()):
-            return _pair(text, caps)
-    return caps[0][1], caps[-1][2]
+            return _pairs(text, words)
+    return [(caps[0][1], caps[-1][2]), *rest]
 
 
 # ---------------------------------------------------------------- street address
@@ -179,23 +204,39 @@ _STREET_NAME = r"(?:\d{1,3}(?:st|nd|rd|th)|[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{1,20})
 _CITY = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{2,20}(?:\s[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{2,20}){0,2}"
 _REGION = r"(?:[A-Z]{2,3}(?:\s\d{4,5}(?:-\d{4})?|\s[A-Z]\d[A-Z]\s\d[A-Z]\d)?|\d{5}(?:-\d{4})?)"
 _UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}"
-_PLACE_TAIL = r"(?:,\s" + _CITY + r"(?:,?\s(?:" + _REGION + r"|" + _UK_POSTCODE + r"))?|\s" + _UK_POSTCODE + r")?"
+# Longer alternatives first: RE2 takes the first alternative that matches, and the
+# right edge is checked after the match (NW1 6XE is a postcode, not the state "NW").
+_PLACE_TAIL = r"(?:,\s" + _CITY + r"(?:,?\s(?:" + _UK_POSTCODE + r"|" + _REGION + r"))?|\s" + _UK_POSTCODE + r")?"
 _HOUSE = r"\d{1,6}[A-Za-z]?"
 _DE_STREET = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{1,30}(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer)|[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{1,30}\s(?:Straße|Strasse|Weg|Platz|Allee)"
 _FR_STREET = r"(?i:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|allée|quai|cours)\s(?:(?:de la|de l'|des|du|de|d')\s?)?[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ'’-]{1,30}(?:\s[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ'’-]{1,30}){0,2}"
 
+# The right edge is checked here, not in the pattern: a pattern that consumed the
+# character after a match would hide a match starting there until redaction freed
+# it, and redaction must be idempotent (P5).
+_GLUED = frozenset("0123456789[" + "".join(map(chr, range(65, 91))) + "".join(map(chr, range(97, 123))))
+_GLUED_DIGIT = frozenset("0123456789[")
+
+
+def _address_end(text: str, m: re2._Match) -> tuple[int, int] | None:
+    following = text[m.end(1) : m.end(1) + 1]
+    if following and (following in _GLUED or following.isalpha()):
+        return None  # the street runs on into a word: 12 Oak Streetcar
+    return m.start(1), m.end(1)
+
+
 ADDRESS_RULES: tuple[Rule, ...] = (
     # 1234 Elm Street, Apt 5, Springfield, IL 62704 · 221B Baker Street, London NW1 6XE
-    Rule("street_address", r"(?:^|[^A-Za-zÀ-ÖØ-öø-ÿ0-9])(" + _HOUSE + r"\s" + _STREET_NAME + r"\s" + _SUFFIX + r"\.?" + _DIRECTION + _UNIT + _PLACE_TAIL + r")(?:[^A-Za-zÀ-ÖØ-öø-ÿ0-9]|$)"),
+    Rule("street_address", r"(?:^|[^\]A-Za-zÀ-ÖØ-öø-ÿ0-9])(" + _HOUSE + r"\s" + _STREET_NAME + r"\s" + _SUFFIX + r"\.?" + _DIRECTION + _UNIT + _PLACE_TAIL + r")", _address_end),
     # 882 Kingsway, Austin, TX 78701: no suffix, but a city and a state
-    Rule("street_address", r"(?:^|[^A-Za-zÀ-ÖØ-öø-ÿ0-9])(" + _HOUSE + r"\s" + _STREET_NAME + _UNIT + r",\s" + _CITY + r",?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)(?:[^A-Za-zÀ-ÖØ-öø-ÿ0-9]|$)"),
+    Rule("street_address", r"(?:^|[^\]A-Za-zÀ-ÖØ-öø-ÿ0-9])(" + _HOUSE + r"\s" + _STREET_NAME + _UNIT + r",\s" + _CITY + r",?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)", _address_end),
     # 9273 Kingsway #618: a unit marker after a capitalised name makes it a street
-    Rule("street_address", r"(?:^|[^A-Za-zÀ-ÖØ-öø-ÿ0-9])(" + _HOUSE + r"\s" + _STREET_NAME + r",?\s(?:(?i:apt|suite|unit)\.?\s?|#)\d{1,5}" + _PLACE_TAIL + r")(?:[^A-Za-zÀ-ÖØ-öø-ÿ0-9]|$)"),
-    Rule("street_address", r"(?:^|[^A-Za-zÀ-ÖØ-öø-ÿ0-9])((?i:p\.?\s?o\.?\s?box)\s\d{1,6}" + _PLACE_TAIL + r")(?:[^A-Za-zÀ-ÖØ-öø-ÿ0-9]|$)"),
+    Rule("street_address", r"(?:^|[^\]A-Za-zÀ-ÖØ-öø-ÿ0-9])(" + _HOUSE + r"\s" + _STREET_NAME + r",?\s(?:(?i:apt|suite|unit)\.?\s?|#)\d{1,5}" + _PLACE_TAIL + r")", _address_end),
+    Rule("street_address", r"(?:^|[^\]A-Za-zÀ-ÖØ-öø-ÿ0-9])((?i:p\.?\s?o\.?\s?box)\s\d{1,6}" + _PLACE_TAIL + r")", _address_end),
     # Hauptstraße 12, 10115 Berlin · Schillerstr. 4, 80336 München
-    Rule("street_address", r"(?:^|[^A-Za-zÀ-ÖØ-öø-ÿ0-9])((?:" + _DE_STREET + r")\s\d{1,4}[a-z]?(?:,\s\d{4,5}\s[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{2,30})?)(?:[^A-Za-zÀ-ÖØ-öø-ÿ0-9]|$)"),
+    Rule("street_address", r"(?:^|[^\]A-Za-zÀ-ÖØ-öø-ÿ0-9])((?:" + _DE_STREET + r")\s\d{1,4}[a-z]?(?:,\s\d{4,5}\s[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{2,30})?)", _address_end),
     # 12 rue de la Paix, 75002 Paris · 7 Avenue des Champs-Élysées, 75008 Paris
-    Rule("street_address", r"(?:^|[^A-Za-zÀ-ÖØ-öø-ÿ0-9])(\d{1,4}(?:\s?(?:bis|ter))?,?\s" + _FR_STREET + r"(?:,\s\d{5}\s[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ-]{2,30})?)(?:[^A-Za-zÀ-ÖØ-öø-ÿ0-9]|$)"),
+    Rule("street_address", r"(?:^|[^\]A-Za-zÀ-ÖØ-öø-ÿ0-9])(\d{1,4}(?:\s?(?:bis|ter))?,?\s" + _FR_STREET + r"(?:,\s\d{5}\s[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿ-]{2,30})?)", _address_end),
 )
 
 # ---------------------------------------------------------------- date of birth
@@ -208,16 +249,18 @@ _DATE = (
     r"|" + _MONTH + r"\.?\s\d{1,2}" + _ORD + r",?\s(?:19|20)\d{2})"
 )
 _BIRTH_CUE = (
-    r"(?i:\b(?:dob|d\.o\.b\.?|date[_ ]of[_ ]birth|birth[_ ]?date|birthdate|birthday|born(?:\s(?:on|in))?|geburtsdatum|geb\."
+    r"(?:^|[^\]A-Za-z0-9_])(?i:(?:dob|d\.o\.b\.?|date[_ ]of[_ ]birth|birth[_ ]?date|birthdate|birthday|born(?:\s(?:on|in))?|geburtsdatum|geb\."
     r"|fecha de nacimiento|date de naissance|data di nascita)"
     r"[\"']?(?:\s{0,3}[:=]\s{0,3}|\s{1,3}|\s{0,3}\n\s{0,3})[\"']?(?:is\s|was\s|on\s|the\s)?)"
 )
-DOB_RULE = Rule("date_of_birth", _BIRTH_CUE + r"(?i:(" + _DATE + r"))(?:[^0-9]|$)")
+DOB_RULE = Rule("date_of_birth", _BIRTH_CUE + r"(?i:(" + _DATE + r"))")
 _NUMERIC = re2.compile(r"^(\d{1,4})[/.-](\d{1,2})[/.-](\d{2,4})$")
 
 
 def _dob(text: str, m: re2._Match) -> tuple[int, int] | None:
     """Drop impossible calendar dates (13/45/1990): a birth date is a real date."""
+    if text[m.end(1) : m.end(1) + 1] in _GLUED_DIGIT:
+        return None  # the date runs on into more digits
     parts = _NUMERIC.match(m.group(1))
     if parts is not None:
         a, b, c = (int(x) for x in parts.groups())
@@ -228,7 +271,7 @@ def _dob(text: str, m: re2._Match) -> tuple[int, int] | None:
     return m.start(1), m.end(1)
 
 
-_LEFT = r"(?:^|[^A-Za-zÀ-ÖØ-öø-ÿ0-9_'’-])"
+_LEFT = r"(?:^|[^\]A-Za-zÀ-ÖØ-öø-ÿ0-9_'’-])"  # not after a placeholder's "]" (P5)
 PERSON_RULE = Rule(
     "person",
     _LEFT + r"(?:(?:(" + _STRONG_CUES + r")\s{0,3}|(" + _WEAK_CUES + r")[ \t]{1,3}|(" + _TITLES + r")\s)(" + _NAME + r")|(" + _RUN + r"))",

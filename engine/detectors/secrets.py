@@ -17,7 +17,7 @@ import re2
 from dsl import ast
 from dsl.catalog import SECRET_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import Confirm, PatternSet, Rule, drop_overlaps, shannon_entropy
+from engine.detectors.patterns import Confirm, PatternSet, Rule, Span, drop_overlaps, shannon_entropy
 from engine.detectors.placeholders import is_placeholder
 from engine.detectors.registry import register
 
@@ -113,7 +113,7 @@ def _password_at(name: int, quote: int, value_group: int) -> Confirm:
 _password = _password_at(1, 2, 3)
 
 
-def _aws_secret_near_key(text: str, m: re2._Match) -> tuple[int, int] | None:
+def _aws_secret_near_key(text: str, m: re2._Match) -> Span | list[Span] | None:
     """`secret_key = <40 chars>` is AWS's when an AWS name or access key id is close before it (HCL, INI)."""
     window = text[max(0, m.start() - 300) : m.start()].lower()
     if "aws" not in window and "akia" not in window and "asia" not in window:
