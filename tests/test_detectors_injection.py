@@ -20,7 +20,7 @@ from dsl.formatter import format_text
 from dsl.parser import parse_text
 from engine.detectors.base import ScanContext
 from engine.detectors.injection import InjectionDetector
-from engine.detectors.injection_model import BITS
+from engine.detectors.injection_model import BITS, InjectionModel
 from engine.detectors.injection_model import load as load_model
 from engine.detectors.normalize import fold
 from engine.guards import Redactor, compile_pipeline
@@ -236,3 +236,20 @@ def rates_of(counts: list[int]) -> tuple[float, float]:
     """(recall, false-positive rate) of [tp, fp, fn, tn]."""
     tp, fp, fn, tn = counts
     return tp / (tp + fn), fp / (fp + tn)
+
+
+def test_training_script_is_deterministic_and_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committed trainer, on a slice of its data: same weights twice, attack above benign."""
+    import tests.corpus.train_injection as train
+
+    monkeypatch.setattr(train, "STEPS", 60)
+    rows = train.rows()
+    sample = rows[:40] + rows[-40:]
+    texts = [str(r["text"]) for r in sample]
+    labels = np.array([float(bool(r["injection"])) for r in sample])
+    (w1, b1), (w2, b2) = train.fit(texts, labels), train.fit(texts, labels)
+    assert b1 == b2 and np.array_equal(w1, w2)
+    model = InjectionModel(w1, b1 - train.BIAS_SHIFT)
+    attacks = [model.logit(t) for t, y in zip(texts, labels, strict=True) if y]
+    benign = [model.logit(t) for t, y in zip(texts, labels, strict=True) if not y]
+    assert np.mean(attacks) > np.mean(benign)
