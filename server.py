@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import signal
 import time
@@ -28,8 +27,8 @@ from typing import Any
 import anyio
 
 from adapters.api import parse
-from adapters.api.responses import Exchange, Receive, Scope, Send, dumps, error_body, sane_request_id
-from adapters.api.state import GUARD_MS, Gateway, Served, Settings
+from adapters.api.responses import Exchange, Message, Receive, Scope, Send, dumps, error_body, sane_request_id
+from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
 from adapters.base import JSON, Usage
 from dsl.diagnostics import PolicyError
@@ -45,7 +44,6 @@ from engine.router import RouteError, RouteResult
 from engine.usage import cost_of
 
 log = logging.getLogger("ghat.server")
-SETTINGS_ENV = "GHAT_SERVE_SETTINGS"
 # Request ids: 128 random bits from a generator seeded once from the OS, not uuid4's getrandom(2) syscall per
 # request. An id names a request in logs and headers; it is not a secret, so it need not be unpredictable.
 _ids = random.Random()
@@ -190,19 +188,29 @@ class GatewayApp:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise parse.BadRequest(f"The request body exceeds {limit} bytes.", status=413)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                raise Disconnected
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise parse.BadRequest(f"The request body exceeds {limit} bytes.", status=413)
-            chunks.append(chunk)
-            if not msg.get("more_body"):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        first = self._chunk(await receive(), 0, limit)
+        if not first[1]:
+            return first[0]  # the whole body came with the headers: no timer needed (the usual case)
+        chunks, size = [first[0]], len(first[0])
+        with anyio.move_on_after(self.settings.body_timeout_s):
+            while True:
+                chunk, more = self._chunk(await receive(), size, limit)
+                chunks.append(chunk)
+                size += len(chunk)
+                if not more:
+                    return b"".join(chunks)
+        raise parse.BadRequest(f"The request body did not arrive within {self.settings.body_timeout_s:g} s.",
+                               status=408)  # fmt: skip
+
+    @staticmethod
+    def _chunk(msg: Message, size: int, limit: int) -> tuple[bytes, bool]:
+        """One body message: its bytes and whether more follow (413 past the limit, Disconnected if gone)."""
+        if msg["type"] == "http.disconnect":
+            raise Disconnected
+        chunk: bytes = msg.get("body", b"")
+        if size + len(chunk) > limit:
+            raise parse.BadRequest(f"The request body exceeds {limit} bytes.", status=413)
+        return chunk, bool(msg.get("more_body"))
 
     @staticmethod
     def _key(gw: Gateway, headers: dict[str, str]) -> KeyRecord | None:
@@ -456,10 +464,10 @@ class GatewayApp:
 
 def create_app() -> GatewayApp:
     """The uvicorn factory (`server:create_app`): settings come from `ghat serve` via the environment."""
-    raw = os.environ.get(SETTINGS_ENV)
-    if not raw:
+    settings = Settings.from_env()
+    if settings is None:
         raise RuntimeError(f"{SETTINGS_ENV} is not set: start the server with `ghat serve`")
-    return GatewayApp(Settings(**json.loads(raw)))
+    return GatewayApp(settings)
 
 
 __all__ = ["GatewayApp", "create_app", "dumps"]

@@ -2,8 +2,10 @@
 
 Settings reach the worker processes as JSON in `GHAT_SERVE_SETTINGS` and the
 app is built by the `server:create_app` factory, so `--workers N` works the
-same as one worker. Timeouts: idle keep-alive connections close after
-`--keep-alive` seconds; on SIGTERM uvicorn stops accepting, lets in-flight
+same as one worker. Timeouts: a client has `--header-timeout` seconds for
+its request headers (`adapters/api/protocol.py`) and `--body-timeout` for its
+body, else a 408; idle keep-alive connections close after `--keep-alive`
+seconds; on SIGTERM uvicorn stops accepting, lets in-flight
 requests finish for up to `--graceful-timeout` seconds, then the lifespan
 shutdown flushes the request log. SIGHUP reloads the policy (with several
 workers, uvicorn restarts them, which reloads too).
@@ -27,8 +29,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="share rate limits through Redis (default: in memory, per process)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--max-body-bytes", type=int, default=1 << 20)
-    p.add_argument("--keep-alive", type=float, default=5.0, help="idle keep-alive timeout, seconds")
-    p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds in-flight requests get on SIGTERM")
+    p.add_argument("--keep-alive", type=int, default=5, help="idle keep-alive timeout, whole seconds")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a client has to send its request headers (else 408 and close)")
+    p.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds a client has to send its request body once the headers are in (else 408)")
+    p.add_argument("--graceful-timeout", type=int, default=30, help="whole seconds in-flight requests get on SIGTERM")
     p.add_argument("--no-watch", action="store_true", help="reload only on SIGHUP, not on file changes")
     p.add_argument("--access-log", action="store_true", help="log every request line (costs CPU)")
     p.add_argument("--otlp-endpoint", help="send OpenTelemetry traces to this OTLP/HTTP traces URL (default: "
@@ -50,10 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from adapters.api.state import Settings
+    from adapters.api.state import SETTINGS_ENV, Settings
     from adapters.tracing import otlp_endpoint_from_env
     from engine.keys import data_dir, keys_path
-    from server import SETTINGS_ENV
 
     data = data_dir(args.data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -62,14 +67,16 @@ def run(args: argparse.Namespace) -> int:
         keys=str(keys_path(args.keys, data).resolve()), data_dir=str(data.resolve()),
         redis_url=args.redis_url, max_body_bytes=args.max_body_bytes, watch=not args.no_watch,
         otlp_endpoint=args.otlp_endpoint or otlp_endpoint_from_env(),
+        header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
     )  # fmt: skip
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
     loop = "uvloop" if sys.platform != "win32" else "asyncio"
     try:
         uvicorn.run(
             "server:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-            loop=loop, http="httptools", lifespan="on", log_level=args.log_level, access_log=args.access_log,
-            timeout_keep_alive=int(args.keep_alive), timeout_graceful_shutdown=int(args.graceful_timeout),
+            loop=loop, http="adapters.api.protocol:HeaderTimeoutProtocol",  # httptools + a header timeout
+            lifespan="on", log_level=args.log_level, access_log=args.access_log,
+            timeout_keep_alive=args.keep_alive, timeout_graceful_shutdown=args.graceful_timeout,
             server_header=False, date_header=False,
             proxy_headers=False,  # nothing reads the client address or scheme: skip X-Forwarded-* on every request
         )  # fmt: skip

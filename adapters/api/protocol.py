@@ -15,13 +15,12 @@ The timeout comes from the settings `ghat serve` passes to its workers
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-SETTINGS_ENV = "GHAT_SERVE_SETTINGS"
+from adapters.api.state import Settings
+
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 _BODY_408 = (b'{"error":{"message":"The request headers did not arrive in time.","type":"invalid_request_error",'
              b'"param":null,"code":"invalid_request"}}')  # fmt: skip
@@ -30,11 +29,8 @@ _RESPONSE_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/jso
 
 
 def _configured_timeout() -> float:
-    try:
-        value = json.loads(os.environ.get(SETTINGS_ENV) or "{}").get("header_timeout_s")
-    except ValueError:
-        value = None
-    return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_HEADER_TIMEOUT_S
+    settings = Settings.from_env()
+    return settings.header_timeout_s if settings is not None else DEFAULT_HEADER_TIMEOUT_S
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):

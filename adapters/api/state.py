@@ -10,7 +10,9 @@ to compile keeps the old one serving and logs every diagnostic.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -70,6 +72,9 @@ class Served:
     mtimes: tuple[tuple[str, int], ...] = field(default=())
 
 
+SETTINGS_ENV = "GHAT_SERVE_SETTINGS"  # `ghat serve` → its uvicorn workers, as JSON
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything `ghat serve` was started with (passed to workers as JSON)."""
@@ -82,6 +87,14 @@ class Settings:
     max_body_bytes: int = 1 << 20
     watch: bool = True
     otlp_endpoint: str | None = None  # OpenTelemetry traces over OTLP/HTTP when set
+    header_timeout_s: float = 10.0  # a client must send its request headers within this (slowloris)
+    body_timeout_s: float = 30.0  # and its body within this, once the headers are in
+
+    @classmethod
+    def from_env(cls) -> Settings | None:
+        """The settings `ghat serve` handed its workers, or None outside `ghat serve`."""
+        raw = os.environ.get(SETTINGS_ENV)
+        return cls(**json.loads(raw)) if raw else None
 
 
 def _mtimes(paths: list[Path]) -> tuple[tuple[str, int], ...]:
