@@ -149,3 +149,20 @@ def test_p5_with_contextual_types(text: str) -> None:
     once = pipeline.run([(ctx, text)], Redactor()).texts[0]
     assert pipeline.hits(ctx, once) == []
     assert pipeline.run([(ctx, once)], Redactor()).texts[0] == once
+
+
+ADJACENT = [
+    "AKIAZ3MQ7R4TUV2WX9YB AKIAZ3MQ7R4TUV2WX9YB", "10.1.2.3 10.1.2.3", "123-45-6789 123-45-6789",
+    "123-45-6789 4111 1111 1111 1111", "+44 20 7946 0958 4111 1111 1111 1111",
+    "DE89 3704 0044 0532 0130 00 DE89 3704 0044 0532 0130 00", "4111 1111 1111 1111,4111 1111 1111 1111",
+]
+
+
+@pytest.mark.parametrize("text", ADJACENT)
+def test_values_one_separator_apart_are_all_redacted_at_once(text: str) -> None:
+    """A match must not consume the character the next value's left edge needs (P5, and no leak)."""
+    guards = (ast.Guard("pii", "redact"), ast.Guard("secrets", "redact"))
+    pipeline = compile_pipeline(ast.GuardBlock("input", guards), "input", {})
+    once = pipeline.run([(ScanContext("user"), text)], Redactor()).texts[0]
+    assert not any(c.isdigit() for c in once.replace("_1]", "").replace("_2]", "")), once
+    assert pipeline.hits(ScanContext("user"), once) == []

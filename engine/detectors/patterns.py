@@ -30,6 +30,15 @@ class Rule:
     pattern: str
     confirm: Confirm | None = None  # None: report group 1 if the pattern has one, else the match
     width: int | None = None  # longest match; computed from the pattern when None
+    # The right edge, checked on the character after the match instead of matched by the
+    # pattern: a pattern that consumed it would hide a match starting right there (two keys
+    # separated by one space) until redaction freed it, and redaction must be idempotent (P5).
+    right: str = ""  # characters that may not follow the match
+    right_dot: str = ""  # a "." may follow unless one of these comes after it (emails, IPv4)
+    # A rejected candidate (a digit run failing Luhn) may hide a real one that starts inside it
+    # ("123-45-6789 4111 1111 1111 1111" read as one run); retry looks again from each later start.
+    retry: bool = False
+    shorter: bool = False  # retry only by cutting the rejected candidate at a separator (cheaper)
 
 
 def _options(case_sensitive: bool = True, never_capture: bool = False) -> re2.Options:
@@ -59,7 +68,16 @@ class PatternSet:
             self._set.Add(rule.pattern)
         self._set.Compile()
         self._regexes = tuple(re2.compile(r.pattern, _options()) for r in self.rules)
-        widths = [r.width if r.width is not None else pattern_width(r.pattern) for r in self.rules]
+        self._right = tuple((frozenset(r.right), frozenset(r.right_dot)) for r in self.rules)
+        # + 2: a right edge looks at up to two characters after the match
+        widths = [
+            None if w is None else w + (2 if r.right else 0)
+            for r, w in ((r, r.width if r.width is not None else pattern_width(r.pattern)) for r in self.rules)
+        ]
+        self._bounded = tuple(w is not None and w <= 256 for w in widths)
+        self._retry = tuple(r.retry and b for r, b in zip(self.rules, self._bounded, strict=True))
+        self._shorter = tuple((r.retry or r.shorter) and b for r, b in zip(self.rules, self._bounded, strict=True))
+        self._widths = tuple(w or 0 for w in widths)
         self.max_span: int | None = (
             None if any(w is None for w in widths) else max((w or 0 for w in widths), default=0)
         )
@@ -71,18 +89,116 @@ class PatternSet:
 
     def spans(self, index: int, text: str) -> Iterator[tuple[int, int]]:
         """Confirmed spans of rule `index` in `text`."""
-        rule = self.rules[index]
         for m in self._regexes[index].finditer(text):
-            if rule.confirm is not None:
-                span = rule.confirm(text, m)
-                if isinstance(span, list):
-                    yield from span
-                elif span is not None:
-                    yield span
-            elif m.re.groups and m.start(1) >= 0:
-                yield m.start(1), m.end(1)
-            else:
-                yield m.start(), m.end()
+            found = self._confirmed(index, text, m)
+            if found:
+                yield from found
+                last = max(e for _s, e in found)
+                if last < m.end() and self._bounded[index]:
+                    # the value ended before the match (an IBAN shortened to its valid prefix):
+                    # a value starting in the rest would be hidden, so look there too
+                    yield from self._later(index, text, last, m.end())
+            elif self._shorter[index]:
+                yield from self._inside(index, text, m, later=self._retry[index])
+
+    def _confirmed(self, index: int, text: str, m: re2._Match | _Shifted) -> list[Span]:
+        rule = self.rules[index]
+        right, right_dot = self._right[index]
+        if right and not _right_edge(text, m.end(), right, right_dot):
+            return []
+        if rule.confirm is not None:
+            span = rule.confirm(text, m)  # a _Shifted reads like a match
+            return span if isinstance(span, list) else [] if span is None else [span]
+        if m.re.groups and m.start(1) >= 0:
+            return [(m.start(1), m.end(1))]
+        return [(m.start(), m.end())]
+
+    def _inside(self, index: int, text: str, rejected: re2._Match, later: bool) -> Iterator[Span]:
+        """A value inside a rejected candidate: the same start cut at a separator (+44 20 7946
+        0958 before a card number), else a later token start. Each search runs on a slice
+        bounded by the rule's width, so the scan stays linear."""
+        regex, groups = self._regexes[index], self._regexes[index].groups
+        tok = rejected.start(1) if groups and rejected.start(1) >= 0 else rejected.start()
+        lo, hi = tok + 1, rejected.end()
+        base = max(0, tok - 1)
+        for cut in range(hi - 1, tok, -1):  # shorter, same start, longest first
+            if text[cut] not in " .-/":
+                continue
+            mm = regex.search(text[base:cut], tok - 1 - base if tok > 0 else 0)
+            if mm is not None and base + (mm.start(1) if groups and mm.start(1) >= 0 else mm.start()) == tok:
+                found = self._confirmed(index, text, _Shifted(mm, base))
+                if found:
+                    yield from found
+                    return
+        if later:
+            yield from self._later(index, text, lo, hi)
+
+    def _later(self, index: int, text: str, lo: int, hi: int) -> Iterator[Span]:
+        """The first confirmed value starting in [lo, hi), searched from each token start."""
+        if lo < 1:
+            return
+        regex, groups = self._regexes[index], self._regexes[index].groups
+        base = lo - 1  # one character before each start, for the left-edge class
+        stop = min(len(text), hi + self._widths[index] + 2)
+        piece = text[base:stop]
+        for t in range(lo, hi):
+            if text[t - 1].isalnum() or not (text[t].isalnum() or text[t] in "+("):
+                continue  # not where a value can start
+            mm = regex.search(piece, t - 1 - base)
+            if mm is None:
+                return
+            start = base + (mm.start(1) if groups and mm.start(1) >= 0 else mm.start())
+            if start >= hi:
+                return  # past the candidate: the main scan finds it
+            if start != t or (mm.end() >= len(piece) and stop < len(text)):
+                continue  # starts later (its own turn comes), or a false $ at the slice end
+            found = self._confirmed(index, text, _Shifted(mm, base))
+            if found:
+                yield from found
+                return  # the main scan resumes after the candidate
+
+
+class _Shifted:
+    """A match on a slice, read with offsets in the whole text (for confirmers)."""
+
+    def __init__(self, m: re2._Match, offset: int) -> None:
+        self._m, self._offset, self.re = m, offset, m.re
+
+    def group(self, g: int = 0) -> str | None:
+        value: str | None = self._m.group(g)
+        return value
+
+    def start(self, g: int = 0) -> int:
+        s: int = self._m.start(g)
+        return s + self._offset if s >= 0 else s
+
+    def end(self, g: int = 0) -> int:
+        e: int = self._m.end(g)
+        return e + self._offset if e >= 0 else e
+
+
+def _right_edge(text: str, end: int, right: frozenset[str], right_dot: frozenset[str]) -> bool:
+    """Whether the character after a match may follow it (see Rule.right)."""
+    c = text[end : end + 1]
+    if not c:
+        return True
+    if c == "." and right_dot:
+        return text[end + 1 : end + 2] not in right_dot or end + 1 >= len(text)
+    return c not in right
+
+
+def expand(chars: str) -> str:
+    """`A-Za-z0-9_-` as the characters it names (ranges expanded), for Rule.right."""
+    out: list[str] = []
+    i = 0
+    while i < len(chars):
+        if i + 2 < len(chars) and chars[i + 1] == "-":
+            out.extend(chr(c) for c in range(ord(chars[i]), ord(chars[i + 2]) + 1))
+            i += 3
+        else:
+            out.append(chars[i])
+            i += 1
+    return "".join(out)
 
 
 def shannon_entropy(value: str) -> float:

@@ -21,7 +21,7 @@ from stdnum import luhn
 from dsl import ast
 from dsl.catalog import PII_DEFAULT_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import PatternSet, Rule, drop_overlaps
+from engine.detectors.patterns import PatternSet, Rule, drop_overlaps, expand
 from engine.detectors.pii_context import CONTEXT_RULES
 from engine.detectors.placeholders import strip_tags
 from engine.detectors.registry import register
@@ -151,14 +151,14 @@ def _ipv6(text: str, m: re2._Match) -> tuple[int, int] | None:
 
 
 RULES: tuple[tuple[Rule, int], ...] = (
-    (Rule("email", r"([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})(?:[^\[A-Za-z0-9.-]|\.(?:[^\[A-Za-z0-9]|$)|$)", _email), 9),
-    (Rule("credit_card", r"(?:^|[^\]0-9A-Za-z_.-])((?:\d[ -]?){12,18}\d)(?:[^\[0-9A-Za-z_-]|$)", _card), 8),
-    (Rule("iban", r"(?:^|[^\]A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})(?:[^\[A-Za-z0-9]|$)", _iban), 8),
-    (Rule("us_ssn", r"(?:^|[^\]0-9A-Za-z-])(\d{3}-\d{2}-\d{4})(?:[^\[0-9A-Za-z-]|$)", _ssn), 7),
-    (Rule("us_ssn", r"(?i:ssn|social security(?: number| no\.?)?|ss#)[^0-9\n]{0,20}(\d{3}[ .-]?\d{2}[ .-]?\d{4})(?:[^\[0-9]|$)", _ssn), 7),
-    (Rule("phone", r"(?:^|[^\]0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})(?:[^\[0-9A-Za-z_]|$)", _phone), 5),
-    (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z.])((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?:[^\[0-9A-Za-z.]|\.(?:[^\[0-9]|$)|$)", _ipv4), 6),
-    (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?:[^\[0-9A-Za-z:]|$)", _ipv6), 6),
+    (Rule("email", r"([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})", _email, right=expand("[A-Za-z0-9.-"), right_dot=expand("[A-Za-z0-9")), 9),
+    (Rule("credit_card", r"(?:^|[^\]0-9A-Za-z_.-])((?:\d[ -]?){12,18}\d)\b", _card, right="[-", retry=True), 8),
+    (Rule("iban", r"(?:^|[^\]A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})\b", _iban, right="["), 8),
+    (Rule("us_ssn", r"(?:^|[^\]0-9A-Za-z-])(\d{3}-\d{2}-\d{4})\b", _ssn, right="[-"), 7),
+    (Rule("us_ssn", r"(?i:ssn|social security(?: number| no\.?)?|ss#)[^0-9\n]{0,20}(\d{3}[ .-]?\d{2}[ .-]?\d{4})", _ssn, right="[0123456789"), 7),
+    (Rule("phone", r"(?:^|[^\]0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})\b", _phone, right="[", shorter=True), 5),
+    (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z.])((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))\b", _ipv4, right="[", right_dot="[0123456789"), 6),
+    (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})", _ipv6, right=expand("[0-9A-Za-z:")), 6),
 )  # fmt: skip
 RULES += CONTEXT_RULES  # person, street_address, date_of_birth: compiled in only when named
 

@@ -17,12 +17,14 @@ import re2
 from dsl import ast
 from dsl.catalog import SECRET_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import Confirm, PatternSet, Rule, Span, drop_overlaps, shannon_entropy
+from engine.detectors.patterns import Confirm, PatternSet, Rule, Span, drop_overlaps, expand, shannon_entropy
 from engine.detectors.placeholders import is_placeholder
 from engine.detectors.registry import register
 
 _B = r"(?:^|[^\]A-Za-z0-9_])"  # a left boundary RE2 can express without lookbehind
-_E = r"(?:[^\[A-Za-z0-9_]|$)"  # and a right one
+_E = r"\b"  # and a right one that consumes nothing (Rule.right adds "[": not before a placeholder)
+_EDGE_DASH = expand("[A-Za-z0-9_-")
+_EDGE_B64 = expand("[A-Za-z0-9/+=")
 
 
 def _value(group: int = 1, min_entropy: float = 0.0) -> Confirm:
@@ -137,33 +139,33 @@ _PASSWORD_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:(?:password|passwd|passphrase|pwd|s
 _KEY_NAMES = r"[A-Za-z0-9_.-]{0,40}?(?i:api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?key|signing[_-]?key|encryption[_-]?key|credentials?|auth)[A-Za-z0-9_]{0,20}"
 
 RULES: tuple[tuple[Rule, int], ...] = (  # (rule, priority: specific vendor formats first)
-    (Rule("aws_access_key_id", _B + r"((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})" + _E, _value()), 9),
-    (Rule("aws_secret_access_key", r"(?i:aws.{0,20}?secret.{0,20}?|secret.?access.?key)[\"']?\s{0,8}(?:=|:|=>)\s{0,8}[\"']?([A-Za-z0-9/+]{40})(?:[^\[A-Za-z0-9/+=]|$)", _value(min_entropy=3.5)), 9),
-    (Rule("github_token", _B + r"((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})" + _E, _value()), 9),
-    (Rule("gitlab_token", _B + r"((?:glpat|gldt|glrt|glptt|glcbt|glimt|gloas|glsoat|glffct|glagent)-[A-Za-z0-9_-]{20,64}(?:\.[0-9a-z]{2}\.[a-z0-9]{8,12})?)" + r"(?:[^\[A-Za-z0-9_-]|$)", _value()), 9),
+    (Rule("aws_access_key_id", _B + r"((?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16})" + _E, _value(), right="["), 9),
+    (Rule("aws_secret_access_key", r"(?i:aws.{0,20}?secret.{0,20}?|secret.?access.?key)[\"']?\s{0,8}(?:=|:|=>)\s{0,8}[\"']?([A-Za-z0-9/+]{40})", _value(min_entropy=3.5), right=_EDGE_B64), 9),
+    (Rule("github_token", _B + r"((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})" + _E, _value(), right="["), 9),
+    (Rule("gitlab_token", _B + r"((?:glpat|gldt|glrt|glptt|glcbt|glimt|gloas|glsoat|glffct|glagent)-[A-Za-z0-9_-]{20,64}(?:\.[0-9a-z]{2}\.[a-z0-9]{8,12})?)", _value(), right=_EDGE_DASH), 9),
     (Rule("slack_token", _B + r"(xox[abposre]-[0-9]{6,14}-[A-Za-z0-9-]{8,120}|xapp-[0-9]-[A-Z0-9]{8,14}-[0-9]{8,14}-[a-z0-9]{32,80})", _value()), 9),
     (Rule("slack_webhook", r"(https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]{6,12}/[A-Z0-9]{6,14}/[A-Za-z0-9]{16,40})", _value()), 9),
-    (Rule("stripe_key", _B + r"((?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{16,128})" + _E, _value()), 9),
+    (Rule("stripe_key", _B + r"((?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{16,128})" + _E, _value(), right="["), 9),
     (Rule("anthropic_key", _B + r"(sk-ant-(?:api|admin|oat|sid)[0-9]{2}-[A-Za-z0-9_-]{32,120})", _value()), 9),
-    (Rule("openai_key", _B + r"(sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,200}T3BlbkFJ[A-Za-z0-9_-]{16,200}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}|sk-[A-Za-z0-9]{48})" + r"(?:[^\[A-Za-z0-9_-]|$)", _value(min_entropy=3.5)), 8),
-    (Rule("google_api_key", _B + r"(AIza[0-9A-Za-z_-]{35})" + r"(?:[^\[0-9A-Za-z_-]|$)", _value()), 9),
+    (Rule("openai_key", _B + r"(sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,200}T3BlbkFJ[A-Za-z0-9_-]{16,200}|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}|sk-[A-Za-z0-9]{48})", _value(min_entropy=3.5), right=_EDGE_DASH), 8),
+    (Rule("google_api_key", _B + r"(AIza[0-9A-Za-z_-]{35})", _value(), right=_EDGE_DASH), 9),
     (Rule("private_key", r"-----BEGIN[A-Z0-9 ]{0,24} PRIVATE KEY(?: BLOCK)?-----", _pem, width=_PEM_MAX), 10),
     (Rule("jwt", _B + r"(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})", _jwt, width=_JWT_MAX), 9),
     (Rule("url_credentials", r"(?i:[a-z][a-z0-9+.-]{1,20})://[^\s:/@\"'<>]{1,64}:([^\s@/\"'<>]{3,128})@[A-Za-z0-9.-]{1,253}", _value()), 7),
     (Rule("url_credentials", r"(?i:(?:user id|uid|user|username)\s{0,8}=\s{0,8}[^;\"']{1,64};\s{0,8}(?:password|pwd)\s{0,8}=\s{0,8})([^;\"'\s]{3,128})", _value()), 7),
     (Rule("azure_storage_key", r"(?i:AccountKey\s{0,8}=|azure[A-Za-z_ ]{0,30}key[\"']?\s{0,8}[:=])\s{0,8}[\"']?([A-Za-z0-9+/]{86}==)", _value(min_entropy=4.0)), 9),
-    (Rule("twilio_key", _B + r"(SK[0-9a-f]{32})" + _E, _value(min_entropy=3.0)), 9),
-    (Rule("twilio_key", r"(?i:twilio.{0,30}?(?:auth|token|secret).{0,10}?)[\"']?\s{0,8}[:=]?\s{0,8}[\"']?([0-9a-f]{32})" + _E, _value(min_entropy=3.0)), 9),
-    (Rule("sendgrid_key", _B + r"(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})" + r"(?:[^\[A-Za-z0-9_-]|$)", _value()), 9),
-    (Rule("npm_token", _B + r"(npm_[A-Za-z0-9]{36})" + _E, _value()), 9),
+    (Rule("twilio_key", _B + r"(SK[0-9a-f]{32})" + _E, _value(min_entropy=3.0), right="["), 9),
+    (Rule("twilio_key", r"(?i:twilio.{0,30}?(?:auth|token|secret).{0,10}?)[\"']?\s{0,8}[:=]?\s{0,8}[\"']?([0-9a-f]{32})" + _E, _value(min_entropy=3.0), right="["), 9),
+    (Rule("sendgrid_key", _B + r"(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})", _value(), right=_EDGE_DASH), 9),
+    (Rule("npm_token", _B + r"(npm_[A-Za-z0-9]{36})" + _E, _value(), right="["), 9),
     (Rule("npm_token", r"_authToken\s{0,8}=\s{0,8}([A-Za-z0-9_-]{36,64})", _value()), 9),
-    (Rule("huggingface_token", _B + r"(hf_[A-Za-z0-9]{34,40})" + _E, _value()), 9),
+    (Rule("huggingface_token", _B + r"(hf_[A-Za-z0-9]{34,40})" + _E, _value(), right="["), 9),
     (Rule("password_assignment", r"(" + _PASSWORD_NAMES + r")" + _ASSIGN + r"([^\s\"'`,;]{1,128})", _password), 5),
     (Rule("generic_high_entropy", r"(" + _KEY_NAMES + r")" + _ASSIGN + r"([A-Za-z0-9+/=_.~-]{1,256})", _high_entropy), 4),
     # the same assignments in other shapes: a name/value pair (k8s env lists, <property name= value=>),
     # an XML element, a Terraform variable's default, a CLI flag
-    (Rule("aws_secret_access_key", r"(?i:name)[\"']?\s{0,4}[:=]\s{0,4}[\"']?(?i:aws_secret_access_key|aws_secret_key)[\"']?[\s,]{1,12}(?:-\s{1,4})?[\"']?(?i:value)[\"']?\s{0,4}[:=]\s{0,4}[\"']?([A-Za-z0-9/+]{40})(?:[^\[A-Za-z0-9/+=]|$)", _value(min_entropy=3.5)), 9),
-    (Rule("aws_secret_access_key", r"(?i:secret[_-]?key)[\"']?\s{0,8}(?:=|:|=>)\s{0,8}[\"']?([A-Za-z0-9/+]{40})(?:[^\[A-Za-z0-9/+=]|$)", _aws_secret_near_key), 8),
+    (Rule("aws_secret_access_key", r"(?i:name)[\"']?\s{0,4}[:=]\s{0,4}[\"']?(?i:aws_secret_access_key|aws_secret_key)[\"']?[\s,]{1,12}(?:-\s{1,4})?[\"']?(?i:value)[\"']?\s{0,4}[:=]\s{0,4}[\"']?([A-Za-z0-9/+]{40})", _value(min_entropy=3.5), right=_EDGE_B64), 9),
+    (Rule("aws_secret_access_key", r"(?i:secret[_-]?key)[\"']?\s{0,8}(?:=|:|=>)\s{0,8}[\"']?([A-Za-z0-9/+]{40})", _aws_secret_near_key, right=_EDGE_B64), 8),
     (Rule("password_assignment", r"(?i:name)[\"']?\s{0,4}[:=]\s{0,4}[\"']?(" + _PASSWORD_NAMES + r")[\"']?[\s,]{1,12}(?:-\s{1,4})?[\"']?(?i:value)[\"']?\s{0,4}[:=]\s{0,4}([\"']?)([^\s\"'`,;<>]{1,128})", _password), 5),
     (Rule("password_assignment", r"<(" + _PASSWORD_NAMES + r")>()([^<\s]{1,128})</", _password), 5),
     (Rule("password_assignment", r"variable\s{1,4}\"(" + _PASSWORD_NAMES + r")\"\s{0,4}\{[^}]{0,200}?default\s{0,8}=\s{0,8}(\")([^\"\s]{1,128})", _password), 5),
