@@ -342,8 +342,19 @@ def attacks() -> list[tuple[str, str, str]]:
         e = _pick(EMBED).format(h=_pick(HOSTS), a="drop@" + _pick(HOSTS))
         return role, carrier.format(topic=_pick(TOPICS), filler=_filler(), ad=_pick(ADDRESSEE), e=e, h=_pick(HOSTS))
 
+    hosts = [t for r, t in HAND_BENIGN_DOCS + injection_train_hand.BENIGN if r == "document"]
+
+    def embedded() -> tuple[str, str]:
+        """Any attack planted at a sentence boundary of a benign document: what indirect injection is."""
+        host = _pick(hosts)
+        cuts = [i + 2 for i, c in enumerate(host) if c in ".!?\n" and i + 2 <= len(host)] or [len(host)]
+        cut = R.choice(cuts)
+        make = R.choice([override, leak, exfil, persona, indirect])
+        payload = make()[1] if make is not indirect else f"{_pick(ADDRESSEE)}: {_pick(EMBED).format(h=_pick(HOSTS), a='x@' + _pick(HOSTS))}."
+        return "document", f"{host[:cut]}{payload} {host[cut:]}".strip()
+
     out: list[tuple[str, str, str]] = []
-    for kind, n, make in [("override", 160, override), ("persona", 90, persona), ("extraction", 110, leak), ("delimiter", 80, delim), ("exfiltration", 70, exfil), ("indirect", 160, indirect)]:
+    for kind, n, make in [("override", 160, override), ("persona", 90, persona), ("extraction", 110, leak), ("delimiter", 80, delim), ("exfiltration", 70, exfil), ("indirect", 160, indirect), ("embedded", 150, embedded)]:
         out += [(kind, role, text) for role, text in _sample(n, make)]
     return out + [("hand", role, text) for role, text in HAND_ATTACKS + injection_train_hand.ATTACKS]
 
