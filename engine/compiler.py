@@ -202,7 +202,11 @@ def _pipeline(
     keep = tuple(g for g in block.guards if not any(g is x for x in lagging))
     main = compile_pipeline(replace(block, guards=keep), direction, custom, False, app.name)
     extra = compile_pipeline(ast.GuardBlock(direction, tuple(lagging)), direction, custom, False, app.name)
-    return GuardPipeline(direction, main.rules + extra.rules, main.block_message, app.name)
+    first: dict[str, int] = {}
+    for i, g in enumerate(block.guards):
+        first.setdefault(g.detector, i)
+    ordered = tuple(sorted(main.rules, key=lambda r: first[r.name]))  # a detector keeps its first mention's place
+    return GuardPipeline(direction, ordered + extra.rules, main.block_message, app.name)
 
 
 STAGES: list[tuple[str, Callable[[_State], None]]] = [

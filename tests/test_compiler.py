@@ -65,3 +65,25 @@ def test_when_combinations_are_merged_once() -> None:
     assert app.base.cap is not None and app.base.cap.limit == 10
     eff = app.effective((0,))
     assert eff.cap is not None and eff.cap.limit == 20 and app.effective((0,)) is eff
+
+
+def test_a_shadow_mention_keeps_its_detectors_place_among_blocks() -> None:
+    """Found by the differential test: the first block in declared order decides, shadow rules or not."""
+    from engine.decision import Deny
+    from engine.request import EvalContext, GatewayRequest, TextField
+    from engine.testing import evaluate_sync
+
+    src = """
+provider p { kind mock }
+model p/m { price in 0 out 0 per 1M }
+detector digits pattern /[0-9]{4}/
+detector word pattern /secret[a-z]*/
+app a {
+  env prod; models p/m; max_tokens 10; rate_limit 100/min
+  input { digits detect shadow; word block; digits block }
+}
+"""
+    policy = compile_policy(policy_set(src), "prod")
+    assert [r.name for r in policy.apps["a"].input.rules][:2] == ["digits", "word"]
+    d = evaluate_sync(policy, GatewayRequest("chat", "p/m", (TextField("user", "1234 secret"),)), EvalContext("a"))
+    assert isinstance(d, Deny) and d.code == "guardrail_digits_blocked"
