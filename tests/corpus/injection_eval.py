@@ -1,10 +1,11 @@
-"""The injection part of `make eval`: each scoring mode on the training and held-out sets.
+"""The injection part of `make eval`: each scoring mode on the training, held-out and fresh sets.
 
 The unit is the case (injected or not). Modes: `patterns` (what runs by
 default), `model` (the hashed n-gram scorer alone), `combined` (the policy
 option `model`: max of the two). Sets: the generated corpus and the extra
 training cases (both trained on, so in-sample for the model) and the held-out
-file (never trained on). Each row gives precision, recall, F1 and the false
+file (never trained on) and the fresh file (written after the last change,
+measured only). Each row gives precision, recall, F1 and the false
 positive rate on the set's benign cases; the held-out set is also broken down
 by kind for the combined mode.
 """
@@ -24,6 +25,7 @@ SETS = (
     ("injection", "training: generated corpus"),
     ("injection_train", "training: extra cases"),
     ("injection_heldout", "HELD-OUT"),
+    ("injection_fresh", "FRESH"),
 )
 MODES = ("patterns", "model", "combined")
 INDIRECT_ROLES = ("tool", "document")
@@ -80,10 +82,11 @@ def injection_report(load: Callable[[str], Rows]) -> tuple[list[str], list[str]]
     missed = Counter((str(r["kind"]), bool(r["injection"])) for r in heldout_wrong)
     per_kind = (f"{k}{'' if a else ' (benign)'} {missed[(k, a)]}/{n}" for (k, a), n in sorted(total.items()))
     lines.append("held-out, combined, wrong per kind: " + ", ".join(per_kind))
-    for mode in ("model", "combined"):
-        sweep = []
-        for threshold in (0.3, 0.5, 0.7, 0.9):
-            tp, fp, fn, tn = confusion(rows, classifier(mode, threshold))[0]
-            sweep.append(f"{threshold:.1f}: recall {tp / (tp + fn):.3f} fp rate {fp / (fp + tn):.3f}")
-        lines.append(f"held-out, {mode}, by policy threshold: " + "; ".join(sweep))
+    for name, title in (("injection_heldout", "held-out"), ("injection_fresh", "fresh")):
+        for mode in ("model", "combined"):
+            sweep = []
+            for threshold in (0.3, 0.5, 0.7, 0.9):
+                tp, fp, fn, tn = confusion(load(name), classifier(mode, threshold))[0]
+                sweep.append(f"{threshold:.1f}: recall {tp / (tp + fn):.3f} fp rate {fp / (fp + tn):.3f}")
+            lines.append(f"{title}, {mode}, by policy threshold: " + "; ".join(sweep))
     return lines, errors
