@@ -59,10 +59,14 @@ def normalized(text: str) -> npt.NDArray[np.uint8]:
 
 
 class _Powers:
-    """P**i and P**-i modulo 2**32, grown on demand (a module-wide cache)."""
+    """P**i and P**-i modulo 2**32, grown on demand (a module-wide cache).
+
+    Both tables live in one tuple, replaced in one assignment, so a thread never
+    sees a new power table with an old inverse one.
+    """
 
     def __init__(self) -> None:
-        self.pow, self.ipow = self._make(4096)
+        self.tables = self._make(4096)
 
     @staticmethod
     def _make(n: int) -> tuple[U32, U32]:
@@ -73,9 +77,10 @@ class _Powers:
             return np.cumprod(pw, dtype=np.uint32), np.cumprod(ipw, dtype=np.uint32)
 
     def get(self, n: int) -> tuple[U32, U32]:
-        if n > len(self.pow):
-            self.pow, self.ipow = self._make(max(n, 2 * len(self.pow)))
-        return self.pow[:n], self.ipow[:n]
+        tables = self.tables
+        if n > len(tables[0]):
+            tables = self.tables = self._make(max(n, 2 * len(tables[0])))
+        return tables[0][:n], tables[1][:n]
 
 
 _POWERS = _Powers()
