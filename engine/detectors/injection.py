@@ -10,8 +10,12 @@ signals present, damped when the text discusses injection rather than doing it
 signal when the score reaches the policy's `threshold` (default 0.5).
 
 Base64 and hex segments are decoded and scanned too; their findings point at
-the encoded segment. Findings carry real offsets into the original text, so
-`redact` removes the injected span; the score is in `Finding.score`.
+the encoded segment. Letters written apart are closed up, and text that names
+rot13 is scanned decoded. Findings carry real offsets into the original text,
+so `redact` removes the injected span; the score is in `Finding.score`.
+
+With the policy option `model`, the learned scorer (injection_model.py) runs
+too and the score is the max of the two, so the option only ever adds findings.
 """
 
 from __future__ import annotations
