@@ -15,16 +15,29 @@ only mode from Redis 7). Tests may pass `now` explicitly to drive the clock.
 
 Semantics match `MemoryRateLimiter` exactly: an entry at `now - period` has
 left the window; a refusal returns how long until the oldest entry leaves.
+
+When Redis cannot be reached the limiter fails closed: the request is refused
+as rate-limited with a short `Retry-After`, so P9 holds through an outage
+(nothing is admitted that Redis did not count) and clients back off and
+retry; every failure is counted and logged. Connections come from a bounded
+pool, so a burst queues for a connection instead of opening one socket per
+concurrent request.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import secrets
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("ghat.ratelimit")
+POOL_SIZE = 64  # connections per process; a burst past it waits for one (up to the socket timeout)
+RETRY_WHEN_DOWN_S = 1.0  # the Retry-After of a request refused because Redis could not be asked
 
 # KEYS[1] bucket; ARGV: limit, period (µs), unique member suffix, now (µs, or "" for server time)
 _SCRIPT = """
@@ -60,9 +73,12 @@ class RedisRateLimiter:
     def __init__(self, url: str, *, prefix: str = "ghat:rl:", client: Redis | None = None) -> None:
         # Short socket timeouts: a hung Redis must fail a request fast, not hold it (the error
         # propagates as redis.RedisError; the server decides between failing open or closed).
-        self._redis: Redis = client if client is not None else Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30,
-        )
+        if client is None:
+            pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=1.0, socket_timeout=1.0,
+                                                   socket_connect_timeout=1.0, health_check_interval=30)  # fmt: skip
+            client = Redis(connection_pool=pool)
+        self._redis: Redis = client
+        self.errors = 0  # acquires refused because Redis could not be asked
         self._script: Any = self._redis.register_script(_SCRIPT)
         self._prefix = prefix
         # Members must be unique across every process admitting in the same microsecond.
@@ -75,8 +91,14 @@ class RedisRateLimiter:
             return period_s
         member = f"{self._origin}.{next(self._seq)}"
         stamp = "" if now is None else str(round(now * 1_000_000))
-        wait = int(await self._script(keys=[self._prefix + key],
-                                      args=[limit, round(period_s * 1_000_000), member, stamp]))
+        try:
+            wait = int(await self._script(keys=[self._prefix + key],
+                                          args=[limit, round(period_s * 1_000_000), member, stamp]))  # fmt: skip
+        except (RedisError, OSError) as exc:  # fail closed: see the module docstring
+            self.errors += 1
+            if self.errors == 1 or self.errors % 1000 == 0:
+                log.error("rate limiter: Redis unavailable (%d refusals so far): %s", self.errors, exc)
+            return RETRY_WHEN_DOWN_S
         return None if wait < 0 else wait / 1_000_000
 
     async def aclose(self) -> None:

@@ -86,6 +86,7 @@ def start_gateway(tmp: Path, upstream_url: str, apps: tuple[str, ...] = ("gw-tes
     data_dir = tmp / "data"
     policy_dir = tmp / "policies"
     write_policy(policy_dir, upstream_url, policy.replace("__UPSTREAM__", upstream_url) if policy else None)
+    data_dir.mkdir(parents=True, exist_ok=True)
     keys = {app: create_key(app, data_dir) for app in apps}
     for attempt in range(3):
         port = _free_port()

@@ -129,3 +129,19 @@ async def test_two_gateways_sharing_redis_admit_exactly_the_limit(redis_url: str
 
 
 pytestmark = pytest.mark.anyio
+
+
+async def test_an_unreachable_redis_fails_closed_with_a_short_retry() -> None:
+    """P9 through an outage: nothing is admitted that Redis did not count."""
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lim = RedisRateLimiter(f"redis://127.0.0.1:{port}/0")
+    try:
+        assert await lim.acquire("k", 100, 60.0) == 1.0
+        assert await lim.acquire("k", 100, 60.0) == 1.0
+        assert lim.errors == 2
+    finally:
+        await lim.aclose()
