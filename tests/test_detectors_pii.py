@@ -166,3 +166,23 @@ def test_values_one_separator_apart_are_all_redacted_at_once(text: str) -> None:
     once = pipeline.run([(ScanContext("user"), text)], Redactor()).texts[0]
     assert not any(c.isdigit() for c in once.replace("_1]", "").replace("_2]", "")), once
     assert pipeline.hits(ScanContext("user"), once) == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.text(alphabet=st.sampled_from(list("abc XYZ.,:\n019")), max_size=20),
+                          st.sampled_from(CONTEXT_PLANTS)), min_size=1, max_size=8).map("".join),
+       st.lists(st.integers(min_value=1, max_value=25), min_size=1, max_size=10))  # fmt: skip
+def test_p6_with_contextual_types(text: str, sizes: list[int]) -> None:
+    from engine.streaming import StreamGuard
+
+    guard = ast.Guard("pii", "redact", types=("person", "street_address", "date_of_birth"))
+    pipeline = compile_pipeline(ast.GuardBlock("output", (guard,)), "output", {})
+    out = ScanContext("output")
+    whole = pipeline.run([(out, text)], Redactor()).texts[0]
+    stream = StreamGuard(pipeline, Redactor(), out)
+    pieces, i, k = [], 0, 0
+    while i < len(text):
+        pieces.append(stream.feed(text[i : i + sizes[k % len(sizes)]]))
+        i, k = i + sizes[k % len(sizes)], k + 1
+    pieces.append(stream.finish())
+    assert "".join(pieces) == whole
