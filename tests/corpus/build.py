@@ -107,10 +107,6 @@ PII_NEGATIVES = [
     "The IBAN format is two letters, two check digits, then up to 30 characters.", "What is a valid credit card number format?",
     "Card ending in 4242 was declined.", "PO Box 12345", "Zip 94103-1234", "Reference: DE00 is not a valid IBAN prefix.",
 ]
-DOB_CASES = [("Patient DOB: 04/12/1985, allergies none.", "04/12/1985"), ("I was born on March 3, 1990 in Leeds.", "March 3, 1990"), ("date of birth: 1978-11-02", "1978-11-02"), ("Birthday 12.05.2001", "12.05.2001")]
-ADDR_CASES = [("Ship to 1234 Elm Street, Springfield, IL 62704 please.", "1234 Elm Street, Springfield, IL 62704"), ("Office: 55 Water St., New York", "55 Water St., New York"), ("I live at 742 Evergreen Terrace", "742 Evergreen Terrace"), ("Return to 10 Downing Street", "10 Downing Street")]
-PERSON_CASES = [("My name is Sarah Connor and I need help.", "Sarah Connor"), ("Dear Michael, thanks for the update.", "Michael"), ("Please ask Priya Sharma to review.", "Priya Sharma"), ("Regards, Thomas Müller", "Thomas"), ("Dr. Watson will see you now.", "Watson"), ("Forward this to John Smith in accounting.", "John Smith")]
-CONTEXTUAL_NEGATIVES = ["The Eiffel Tower opened in 1889.", "Grace Period ends on Monday.", "Main Street is closed for repairs.", "Release date: 04/12/2025.", "Version 2 of Elm Street Software."]
 
 
 def secret_values() -> dict[str, list[str]]:
@@ -217,7 +213,8 @@ INJECTION_NEG = [
 
 
 def main() -> None:
-    rows: dict[str, list[dict[str, object]]] = {"pii": [], "secrets": [], "injection": [], "pii_contextual": []}
+    # pii_contextual.jsonl is built by build_contextual.py (it holds the first 19 cases too)
+    rows: dict[str, list[dict[str, object]]] = {"pii": [], "secrets": [], "injection": []}
     n = 0
     for type_, gen in PII_GEN.items():
         for _ in range(40):
@@ -225,14 +222,6 @@ def main() -> None:
             rows["pii"].append({"text": R.choice(PII_CONTEXTS[type_]).format(v=v), "labels": [{"type": type_, "value": v}]})
     for text in PII_NEGATIVES:
         rows["pii"].append({"text": text, "labels": []})
-    for text, v in DOB_CASES:
-        rows["pii_contextual"].append({"text": text, "labels": [{"type": "date_of_birth", "value": v}]})
-    for text, v in ADDR_CASES:
-        rows["pii_contextual"].append({"text": text, "labels": [{"type": "street_address", "value": v}]})
-    for text, v in PERSON_CASES:
-        rows["pii_contextual"].append({"text": text, "labels": [{"type": "person", "value": v}]})
-    for text in CONTEXTUAL_NEGATIVES:
-        rows["pii_contextual"].append({"text": text, "labels": []})
     for type_, values in secret_values().items():
         for v in values:
             rows["secrets"].append({"text": R.choice(SECRET_CONTEXTS[type_]).format(v=v), "labels": [{"type": type_, "value": v}]})

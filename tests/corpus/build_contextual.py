@@ -84,6 +84,11 @@ DOB_NEG = [
 ]
 
 
+# The first 19 cases (they were built by build.py before this file existed).
+DOB_CASES = [("Patient DOB: 04/12/1985, allergies none.", "04/12/1985"), ("I was born on March 3, 1990 in Leeds.", "March 3, 1990"), ("date of birth: 1978-11-02", "1978-11-02"), ("Birthday 12.05.2001", "12.05.2001")]
+ADDR_CASES = [("Ship to 1234 Elm Street, Springfield, IL 62704 please.", "1234 Elm Street, Springfield, IL 62704"), ("Office: 55 Water St., New York", "55 Water St., New York"), ("I live at 742 Evergreen Terrace", "742 Evergreen Terrace"), ("Return to 10 Downing Street", "10 Downing Street")]
+PERSON_CASES = [("My name is Sarah Connor and I need help.", "Sarah Connor"), ("Dear Michael, thanks for the update.", "Michael"), ("Please ask Priya Sharma to review.", "Priya Sharma"), ("Regards, Thomas Müller", "Thomas"), ("Dr. Watson will see you now.", "Watson"), ("Forward this to John Smith in accounting.", "John Smith")]
+CONTEXTUAL_NEGATIVES = ["The Eiffel Tower opened in 1889.", "Grace Period ends on Monday.", "Main Street is closed for repairs.", "Release date: 04/12/2025.", "Version 2 of Elm Street Software."]
 ORDINAL = {1: "st", 2: "nd", 3: "rd"}
 
 
@@ -128,6 +133,9 @@ def main() -> None:
         addr = f"{R.randint(1, 999)} {R.choice(STREETS)}, {city}, {state} {zip_}"
         text = f"Name: {g} {f}\nDOB: {v}\nAddress: {addr}"
         rows.append({"text": text, "labels": [{"type": "person", "value": f"{g} {f}"}, {"type": "date_of_birth", "value": v}, {"type": "street_address", "value": addr}]})
+    for cases, type_ in ((DOB_CASES, "date_of_birth"), (ADDR_CASES, "street_address"), (PERSON_CASES, "person")):
+        rows += [{"text": text, "labels": [{"type": type_, "value": v}]} for text, v in cases]
+    rows += [{"text": text, "labels": []} for text in CONTEXTUAL_NEGATIVES]
     with (HERE / "pii_contextual.jsonl").open("w", encoding="utf-8") as fh:
         for i, row in enumerate(rows, 1):
             for label in row["labels"]:  # type: ignore[attr-defined]
