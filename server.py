@@ -15,8 +15,10 @@ ghat headers → one `LogRecord` to the log writer, off the hot path.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import os
 import random
 import signal
 import time
@@ -98,6 +100,25 @@ def _captured(trail: Trail) -> dict[str, str]:
     return out
 
 
+def _settle_gc() -> None:
+    """Keep the cyclic GC off what start-up built, and let it run less often per request.
+
+    The compiled policy, detector tables and libraries are ~50k tracked objects
+    that live as long as the process; every full collection walks them (33 ms
+    here). `gc.freeze()` moves them out of the collector's sight. Requests
+    allocate short-lived containers that reference counting frees; a higher
+    gen-0 threshold means fewer collections that find them already gone.
+    Measured over 9 000 chat requests: 531 collections (4 full) costing 40 us
+    per request with the defaults, none after this. `GHAT_GC=default` keeps
+    the interpreter's defaults.
+    """
+    if os.environ.get("GHAT_GC") == "default":
+        return
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def _fired(outcomes: tuple[Outcome, ...] | list[Outcome]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(o.detector for o in outcomes if o.action != "detect" or o.shadow))
 
@@ -162,6 +183,7 @@ class GatewayApp:
             await send({"type": "lifespan.startup.failed", "message": str(err)})
             return
         gw = self.gateway
+        _settle_gc()
         async with anyio.create_task_group() as tg:
             tg.start_soon(gw.watch)
             tg.start_soon(self._sighup, gw)
