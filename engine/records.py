@@ -54,6 +54,6 @@ class LogRecord:
     reasoning_tokens: int = 0
     usage_source: str = "none"  # provider | tokenizer | none
     cost_usd: float = 0.0
-    timings_ms: dict[str, float] = field(default_factory=dict)  # total, resolve, guardrails, provider, log, usage, overhead
+    timings_ms: dict[str, float] = field(default_factory=dict)  # the seven Server-Timing phases
     captured: dict[str, str] | None = None  # only when the app enables capture outside prod
-    max_tokens: int | None = None  # as the caller asked (before any cap): `ghat replay` re-decides caps
+    max_tokens: int | None = None  # as the caller asked, before any cap: `ghat replay` decides caps again

@@ -99,7 +99,7 @@ def test_groundedness_scans_in_linear_time() -> None:
     d, times = GroundednessDetector(0.6), []
     for n in (10_000, 100_000):
         text = (unit * (n // len(unit) + 1))[:n]
-        start = time.perf_counter()
+        start = time.thread_time()
         d.scan(text, ScanContext("output", (text,)))
-        times.append(time.perf_counter() - start)
+        times.append(time.thread_time() - start)
     assert times[1] / max(times[0], 1e-6) < 25, times

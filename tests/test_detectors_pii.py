@@ -114,9 +114,9 @@ def test_contextual_types_scan_in_linear_time() -> None:
     times = []
     for n in (10_000, 100_000):
         text = (unit * (n // len(unit) + 1))[:n]
-        start = time.perf_counter()
+        start = time.thread_time()
         ALL.scan(text, ScanContext())
-        times.append(time.perf_counter() - start)
+        times.append(time.thread_time() - start)
     assert times[1] / max(times[0], 1e-6) < 25, times
 
 
