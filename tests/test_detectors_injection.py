@@ -206,10 +206,10 @@ def test_scorer_time_is_linear_in_the_text() -> None:
         text = (unit * (n // len(unit) + 1))[:n]
         times = []
         for _ in range(3):
-            start = time.perf_counter()
+            start = time.process_time()
             MODELLED.scan(text, ScanContext())
             model.score(text)
-            times.append(time.perf_counter() - start)
+            times.append(time.process_time() - start)
         return min(times)
 
     t1, t10, t100 = best(1_000), best(10_000), best(100_000)
