@@ -226,6 +226,7 @@ async def test_anthropic_stream_tool_calls_and_overload_error() -> None:
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["usage"]["completion_tokens"] == 9
     assert info.value.retryable
+    assert server.connections == 1  # the body's end was read at message_stop: the second stream reused it
 
 
 # ── mock and registry ────────────────────────────────────────────────────
