@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
+import ssl
 import time
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
@@ -38,6 +41,7 @@ MAX_CONNECTIONS = 512
 KEEPALIVE_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
 DEFAULT_TIMEOUT_S = 60.0
+MAX_HEADER_BYTES = 32_768  # one upstream header line (aiohttp's default, 8 190, is below what h11 allowed)
 DRAIN_S = 0.5  # how long to wait for the end of a stream's body once its last event is in hand
 _MAX_ERROR_MESSAGE = 500
 # What the client must not be told apart by: a lost connection mid-body, a refused connect, a bad status line.
@@ -230,6 +234,19 @@ async def _drain(resp: aiohttp.ClientResponse) -> None:
                 pass
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The trust store httpx used, kept: certifi's bundle unless SSL_CERT_FILE / SSL_CERT_DIR name another
+    (so slim images without system CA certificates still reach hosted providers)."""
+    if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context()
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def _env_proxy(url: URL) -> str | None:
     """The proxy the environment names for `url` (HTTPS_PROXY, NO_PROXY…), resolved once, not per request."""
     host = url.host or ""
@@ -294,10 +311,14 @@ class Upstream:
         if s is None or self._loop is not loop or s.closed:
             if s is not None and not s.closed:
                 self._abandon(s)
-            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=60)
+            tls = _tls() if self._base.startswith("https:") else True
+            connector = aiohttp.TCPConnector(
+                limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S, ttl_dns_cache=60, ssl=tls
+            )
             s = self._session = aiohttp.ClientSession(
                 connector=connector, headers=self._headers, auto_decompress=True, trust_env=False,
                 raise_for_status=False, cookie_jar=aiohttp.DummyCookieJar(),
+                max_line_size=MAX_HEADER_BYTES, max_field_size=MAX_HEADER_BYTES,
             )  # fmt: skip
             self._loop = loop
         return s

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from dataclasses import dataclass, field
 
 
@@ -40,6 +41,7 @@ def sse_reply(chunks: list[bytes]) -> bytes:
 @dataclass
 class CannedServer:
     replies: list[Reply]
+    tls: ssl.SSLContext | None = None  # serve HTTPS with this context
     connections: int = 0
     requests: list[bytes] = field(default_factory=list)
     port: int = 0
@@ -48,10 +50,10 @@ class CannedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1"
 
     async def start(self) -> CannedServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -8,13 +8,17 @@ into aiohttp.
 from __future__ import annotations
 
 import json
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import pytest
 
 from adapters.base import JSON, ProviderError
-from adapters.http import SSEDecoder, Upstream
+from adapters.http import SSEDecoder, Upstream, _tls
 from adapters.jsonwire import dumps, loads
 from adapters.openai import OpenAIProvider
 from engine.decision import Candidate
@@ -159,6 +163,37 @@ async def test_connection_refused_is_retryable() -> None:
     finally:
         await up.aclose()
     assert info.value.code == "route_unavailable" and info.value.retryable
+
+
+async def test_https_is_verified_against_the_configured_trust_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    server = await CannedServer([Reply(http_reply(json.dumps(ANSWER).encode())) for _ in range(2)], tls=tls).start()
+    try:
+        _tls.cache_clear()
+        untrusted = OpenAIProvider("up", server.url, "k")  # certifi's bundle does not know our certificate
+        with pytest.raises(ProviderError) as info:
+            await untrusted.chat(BODY, C, 5.0)
+        await untrusted.aclose()
+        assert info.value.code == "route_unavailable" and info.value.retryable
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        _tls.cache_clear()
+        trusted = OpenAIProvider("up", server.url, "k")
+        try:
+            assert (await trusted.chat(BODY, C, 5.0))["choices"][0]["message"]["content"] == "ok"
+        finally:
+            await trusted.aclose()
+    finally:
+        _tls.cache_clear()
+        await server.close()
 
 
 def test_the_pool_follows_the_event_loop_it_is_used_in() -> None:
