@@ -22,7 +22,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,20 +36,19 @@ from adapters.base import JSON, Usage
 from dsl.diagnostics import PolicyError
 from engine.decision import Allow, Deny
 from engine.detectors.base import ScanContext
-from engine.errors import REQUEST_TIMEOUT, guardrail_blocked
+from engine.errors import guardrail_blocked
 from engine.evaluator import evaluate
 from engine.guards import Outcome, restore_placeholders
 from engine.keys import KeyRecord
 from engine.records import GuardrailRecord, LogRecord
 from engine.request import EvalContext, GatewayRequest
-from engine.router import RouteError, RouteResult
+from engine.router import RouteError
 from engine.usage import cost_of
 
 log = logging.getLogger("ghat.server")
 # Request ids: 128 random bits from a generator seeded once from the OS, not uuid4's getrandom(2) syscall per
 # request. An id names a request in logs and headers; it is not a secret, so it need not be unpredictable.
 _ids = random.Random()
-DEADLINE_SLACK_S = 1.0  # the router enforces the deadline; this backstop only catches what escapes it
 
 
 class Disconnected(Exception):
@@ -75,19 +74,6 @@ class Trail:
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-
-
-async def _backstop(call: Coroutine[Any, Any, RouteResult], timeout_s: float | None) -> RouteResult:
-    """The router's answer, or TimeoutError a little after the request's deadline if something escapes it.
-
-    One plain cancel scope (not `fail_after`, two generator context managers
-    deep): this runs on every request.
-    """
-    if not timeout_s:
-        return await call
-    with anyio.move_on_after(timeout_s + DEADLINE_SLACK_S):
-        return await call
-    raise TimeoutError
 
 
 def _captured(trail: Trail) -> dict[str, str]:
@@ -328,15 +314,11 @@ class GatewayApp:
             await self._stream(gw, served, ex, receive, trail, body, allow, restore)
             return
         try:
-            result = await _backstop(served.router.complete(allow, body), allow.timeout_s)
+            result = await served.router.complete(allow, body)  # the router keeps the deadline (engine/router.py)
         except RouteError as err:
             ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
             self._route_error(ex, trail, err)
             await self._fail(gw, served, ex, trail, err.code, err.status, err.message, None, err.retry_after)
-            return
-        except TimeoutError:
-            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
-            await self._fail(gw, served, ex, trail, *REQUEST_TIMEOUT, "The request's deadline passed.")
             return
         ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
         ex.model, ex.provider = result.candidate.model, result.candidate.provider
@@ -410,14 +392,11 @@ class GatewayApp:
         body, allow = decided
         t0 = time.perf_counter()
         try:
-            result = await _backstop(served.router.embed(allow, body), allow.timeout_s)
+            result = await served.router.embed(allow, body)
         except RouteError as err:
             ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
             self._route_error(ex, trail, err)
             await self._fail(gw, served, ex, trail, err.code, err.status, err.message, None, err.retry_after)
-            return
-        except TimeoutError:
-            await self._fail(gw, served, ex, trail, *REQUEST_TIMEOUT, "The request's deadline passed.")
             return
         ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
         ex.model, ex.provider = result.candidate.model, result.candidate.provider
