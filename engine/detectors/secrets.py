@@ -92,6 +92,12 @@ def _secret_name(name: str) -> bool:
     return _NOT_SECRET_NAME.search(name.lower().replace("username", "").replace("user_name", "")) is None
 
 
+def _names_a_placeholder(text: str, m: re2._Match, group: int) -> bool:
+    """The "name" is ghat's own placeholder (`[GITHUB_TOKEN_1]:2001`): redacting again must find nothing (P5)."""
+    start, end = m.start(group), m.end(group)
+    return start > 0 and text[start - 1] == "[" and is_placeholder(text[start - 1 : end + 1])
+
+
 def _password_at(name: int, quote: int, value_group: int) -> Confirm:
     """A password assignment: quoted values unless placeholders; bare ones must look set."""
 
@@ -99,7 +105,7 @@ def _password_at(name: int, quote: int, value_group: int) -> Confirm:
         quote_, value = m.group(quote) if quote else "", m.group(value_group)
         if value is None or is_placeholder(value) or len(value) < 4 or _YAML_TAG.match(value):
             return None
-        if name and not _secret_name(m.group(name)):
+        if name and (not _secret_name(m.group(name)) or _names_a_placeholder(text, m, name)):
             return None
         if not quote_:
             # bare words are prose or code references (`password = get_password()`)
@@ -125,7 +131,8 @@ def _aws_secret_near_key(text: str, m: re2._Match) -> Span | list[Span] | None:
 
 def _high_entropy(text: str, m: re2._Match) -> tuple[int, int] | None:
     value = m.group(3)
-    if value is None or len(value) < 16 or is_placeholder(value) or not _secret_name(m.group(1)):
+    if value is None or len(value) < 16 or is_placeholder(value) or not _secret_name(m.group(1)) \
+            or _names_a_placeholder(text, m, 1):  # fmt: skip
         return None
     classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value),
                    any(c.isdigit() for c in value)))  # fmt: skip
