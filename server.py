@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 
 from adapters.api import parse
-from adapters.api.responses import Exchange, Message, Receive, Scope, Send, dumps, error_body, sane_request_id
+from adapters.api.responses import Exchange, Message, Receive, Scope, Send, error_body, sane_request_id
 from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
 from adapters.base import JSON, Usage
@@ -471,4 +471,4 @@ def create_app() -> GatewayApp:
     return GatewayApp(settings)
 
 
-__all__ = ["GatewayApp", "create_app", "dumps"]
+__all__ = ["GatewayApp", "create_app"]

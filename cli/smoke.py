@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx
 
-PHASES = ("total", "resolve", "guardrails", "provider", "log", "usage", "overhead")
+from engine.records import PHASES
+
 PROMPT = "ghat smoke test: reply with the word OK."
 
 

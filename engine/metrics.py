@@ -20,13 +20,12 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from engine.records import LogRecord
+from engine.records import PHASES, LogRecord
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds: from the gateway's own microsecond phases up to long generations.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
            1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)  # fmt: skip
-PHASES = ("total", "resolve", "guardrails", "provider", "log", "usage", "overhead")
 Sample = tuple[str, dict[str, str], float]  # name, labels, value: what extra collectors yield
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The Server-Timing phases of every response, in the order the header lists them (GUIDE §5).
+PHASES = ("total", "resolve", "guardrails", "provider", "log", "usage", "overhead")
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:

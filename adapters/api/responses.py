@@ -12,24 +12,19 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from adapters.jsonwire import dumps as _dumps
+from adapters.jsonwire import dumps  # every response body and stream event: compact UTF-8 JSON (orjson)
 from engine.errors import ERROR_TYPES
+from engine.records import PHASES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-PHASES = ("total", "resolve", "guardrails", "provider", "log", "usage", "overhead")
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _JSON_CT = (b"content-type", b"application/json")
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
                 (b"x-accel-buffering", b"no")]  # fmt: skip
-
-
-def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON (orjson, see adapters/jsonwire.py): every response body and stream event."""
-    return _dumps(obj)
 
 
 def error_body(code: str, status: int, message: str, param: str | None = None) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def _mtimes(paths: list[Path]) -> tuple[tuple[str, int], ...]:
 
 
 def _models_body(policy: CompiledPolicy, app: str) -> bytes:
-    from adapters.api.responses import dumps
+    from adapters.jsonwire import dumps
 
     names = policy.apps[app].plans
     data = [{"id": n, "object": "model", "created": 0, "owned_by": "ghat", "kind": policy.kinds.get(n, "chat")}

@@ -18,7 +18,6 @@ from engine.records import AttemptRecord, GuardrailRecord, LogRecord
 
 # The five metadata fields the gateway accepts (headers x-ghat-<name with dashes>).
 METADATA_FIELDS = ("workspace_id", "namespace_id", "source_service", "operation", "external_request_id")
-PHASES = ("total", "resolve", "guardrails", "provider", "log", "usage", "overhead")
 
 
 def record_to_dict(r: LogRecord) -> dict[str, Any]:
