@@ -96,10 +96,11 @@ def recorded_outcome(r: LogRecord) -> Outcome | str:
         return "no app or model recorded"
     if code is None or code in _UPSTREAM or code.startswith("upstream_") or (code == "route_unavailable"
                                                                               and r.attempts):  # fmt: skip
-        first = r.attempts[0].model if r.attempts else (r.provider or "") + "/" + (r.upstream_model or "")
-        return Outcome(True, first)
+        if not r.attempts:
+            return "allowed, but no upstream attempt was recorded to compare the route with"
+        return Outcome(True, r.attempts[0].model)
     if code.startswith("guardrail_") and code.endswith("_blocked") and code != "guardrail_model_blocked" \
-            and _texts(r) is None:  # fmt: skip
+            and not (r.captured or {}).get("prompt"):  # fmt: skip
         return "refused by a guardrail and its texts were not captured"
     return Outcome(False, code)
 
@@ -116,18 +117,18 @@ def _texts(r: LogRecord) -> tuple[TextField, ...] | None:
         return None
 
 
-def rebuild(r: LogRecord) -> GatewayRequest:
-    """The request as policy saw it, from its log record."""
+def rebuild(r: LogRecord, texts: tuple[TextField, ...] | None = None) -> GatewayRequest:
+    """The request as policy saw it, from its log record (and its captured texts, if any)."""
     return GatewayRequest(
         endpoint="embeddings" if r.endpoint == "embeddings" else "chat", model=r.requested_model or "",
-        texts=_texts(r) or (), max_tokens=r.max_tokens, metadata=dict(r.metadata), stream=r.stream,
+        texts=texts or (), max_tokens=r.max_tokens, metadata=dict(r.metadata), stream=r.stream,
     )  # fmt: skip
 
 
-def decide(policy: CompiledPolicy, r: LogRecord) -> Outcome:
+def decide(policy: CompiledPolicy, r: LogRecord, texts: tuple[TextField, ...] | None = None) -> Outcome:
     """The new policy's decision for a logged request (rate limits not applied: see the module docstring)."""
     ctx = EvalContext(key_app=r.app, key_id=r.key_id or "", seed=r.request_id)
-    d = evaluate_sync(policy, rebuild(r), ctx, None)
+    d = evaluate_sync(policy, rebuild(r, texts), ctx, None)
     if isinstance(d, Allow):
         return Outcome(True, d.candidates[0].model)
     return Outcome(False, d.code)
@@ -143,5 +144,6 @@ def replay(policies: dict[str, CompiledPolicy], records: Iterable[LogRecord]) ->
             reason = before if isinstance(before, str) else f"environment {r.env} not replayed"
             report.skipped[reason] = report.skipped.get(reason, 0) + 1
             continue
-        report.replayed.append(Replayed(r.request_id, r.app or "", before, decide(policy, r), _texts(r) is not None))
+        texts = _texts(r)
+        report.replayed.append(Replayed(r.request_id, r.app or "", before, decide(policy, r, texts), texts is not None))
     return report
