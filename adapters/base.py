@@ -53,6 +53,9 @@ class Provider(Protocol):
     """One configured upstream with its pooled HTTP client (or none, for mock)."""
 
     name: str
+    # True when the adapter itself bounds the wait between stream chunks (a socket read timeout), so the
+    # router need not arm a timer per chunk (engine/router.py, StreamRoute).
+    idle_timeouts: bool
 
     async def chat(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
         """A chat completion in OpenAI's response shape; `body` is already cleaned and has the concrete model."""

@@ -46,6 +46,8 @@ def _digest(body: JSON) -> str:
 class MockProvider:
     """A provider that answers from the request alone. `fail` makes every call raise it (tests)."""
 
+    idle_timeouts = False  # no socket: the router bounds the wait between chunks
+
     def __init__(self, name: str, fail: ProviderError | None = None) -> None:
         self.name = name
         self.fail = fail

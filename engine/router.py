@@ -265,7 +265,7 @@ class Router:
                 raise
 
         (it, chunk), cand, attempts, skipped = await self._run(allow, body, first, deadline)
-        idle_on_wire = bool(getattr(self.providers.get(cand.provider), "idle_timeouts", False))
+        idle_on_wire = self.providers[cand.provider].idle_timeouts
         return StreamRoute(self, cand, attempts, it, chunk, deadline, started[-1], skipped, idle_on_wire)
 
     def breaker_open(self, model: str) -> bool:

@@ -46,6 +46,8 @@ def err(status: int, retry_after: float | None = None) -> ProviderError:
 class Scripted:
     """A provider whose answers per upstream model are scripted: "ok" or a ProviderError, in order."""
 
+    idle_timeouts = False
+
     def __init__(self, script: dict[str, list[Any]], name: str = "p") -> None:
         self.name = name
         self.script = {k: list(v) for k, v in script.items()}
