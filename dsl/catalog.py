@@ -7,6 +7,7 @@ engine imports, so the table lives here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -59,6 +60,9 @@ BUILTINS: dict[str, BuiltinDetector] = {
                         summary="share of output sentences supported by the grounding context"),
     )
 }
+
+# An environment name a key `ghat_<env>_<random>` can carry: a policy NAME without "_" (the key's separator).
+ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
 
 # Variables a block `message` template may use (engine/guards.py renders them).
 MESSAGE_VARIABLES = ("app", "detector", "types", "topic", "category", "direction")

@@ -16,7 +16,7 @@ import jinja2.sandbox
 import re2
 
 from dsl import ast, rules
-from dsl.catalog import BUILTINS, MESSAGE_VARIABLES
+from dsl.catalog import BUILTINS, ENV_NAME, MESSAGE_VARIABLES
 from dsl.diagnostics import Diagnostic
 from dsl.resolve import Index
 
@@ -107,6 +107,9 @@ def apps(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
     for app in ps.apps:
         if not app.env:
             yield rules.APP_NO_ENV.at(app.span, f"app '{app.name}' has no env", "add `env prod` (or dev, staging…)")
+        elif not ENV_NAME.fullmatch(app.env):
+            yield rules.APP_ENV_NAME.at(app.span, f"app '{app.name}' has env '{app.env}', which no key can name",
+                                        "keys read ghat_<env>_…: use letters, digits and '-' (eu-west)")  # fmt: skip
         if not app.models:
             yield rules.APP_NO_MODELS.at(app.span, f"app '{app.name}' allows no model",
                                          "add `models smart-default` or a model name")  # fmt: skip

@@ -81,6 +81,7 @@ CLOSURE = _rule(
 PROVIDER_KIND = _rule("E207", "provider/unknown-kind", "error", "a provider kind that is not openai, anthropic or mock")
 APP_NO_MODELS = _rule("E208", "app/no-models", "error", "an app that allows no model")
 APP_NO_ENV = _rule("E209", "app/missing-env", "error", "an app without an environment")
+APP_ENV_NAME = _rule("E211", "app/invalid-env", "error", "an environment name a key cannot carry (`_`, too long)")
 APP_CAPTURE = _rule("E210", "app/unknown-capture", "error", "`capture` names something other than prompts or responses")
 
 # Guardrails.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 import string
 import tempfile
@@ -26,8 +25,9 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from dsl.catalog import ENV_NAME  # `ghat check` refuses an app whose env no key could carry
+
 PREFIX = "ghat"
-_ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")  # a policy NAME, without "_" (the key's separator)
 _ALPHABET = string.ascii_letters + string.digits  # no "_" or "-": the env stays parseable
 RANDOM_LEN = 40  # 40 × log2(62) ≈ 238 bits
 DISPLAY_CHARS = 4
@@ -71,7 +71,7 @@ def split_key(key: str) -> tuple[str, str] | None:
 
 def new_key(env: str) -> str:
     """A fresh key for `env`; the env must be a policy name without "_" so the key stays parseable."""
-    if not _ENV_NAME.fullmatch(env):
+    if not ENV_NAME.fullmatch(env):
         raise ValueError(f"invalid environment name {env!r}: use letters, digits and '-' (like prod, eu-dev)")
     return f"{PREFIX}_{env}_{''.join(secrets.choice(_ALPHABET) for _ in range(RANDOM_LEN))}"
 
