@@ -1,16 +1,18 @@
 """The thin async server: HTTP in → engine → adapters → HTTP out; nothing else.
 
 Plain ASGI (no framework: seven routes do not need one, and every layer costs
-CPU per request), served by uvicorn with uvloop and httptools. Parsing lives in
-`adapters/api/parse.py`, response shaping in `adapters/api/responses.py`,
-stream relaying in `adapters/api/streams.py`, and what is served (policy,
-router, keys, hot reload) in `adapters/api/state.py`.
+CPU per request), served by uvicorn with uvloop and httptools. Dialects live in
+`adapters/codecs/` (one `Codec` per endpoint: its route, its decoder, its
+upstream body), response shaping and the per-request `Exchange` in
+`adapters/api/responses.py`, stream relaying in `adapters/api/streams.py`, and
+what is served (policy, router, keys, hot reload) in `adapters/api/state.py`.
 
-One request: read the body (413 past the limit) → key → parse (400 with
-`param`) → `engine.evaluate` → a Deny becomes an OpenAI-shaped error; an Allow
-becomes the upstream body (metadata and ghat fields stripped, redactions
-written back, token cap set) → router → output guards → response with the
-ghat headers → one `LogRecord` to the log writer, off the hot path.
+One request: read the body (413 past the limit) → key → codec decode (400 with
+`param`) → `engine.evaluate` → a Deny becomes an error in the dialect's shape;
+an Allow becomes the guarded upstream body (every slot written back, ghat's
+fields stripped, token cap set) → router → output guards on every slot of the
+answer → response with the ghat headers → one `LogRecord` to the log writer,
+off the hot path. Route errors are answered in one place (`_route_failed`).
 """
 
 from __future__ import annotations
@@ -23,25 +25,24 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
-from adapters.api import parse
 from adapters.api.responses import Exchange, Message, Receive, Scope, Send, error_body, sane_request_id
 from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
-from adapters.base import JSON, Usage
+from adapters.codecs import CODECS, BadRequest, decode, load_json, upstream_body
+from adapters.codecs.openai_chat import ERROR_SHAPE, RESPONSE_SHAPES, strip_logprobs
 from dsl.diagnostics import PolicyError
+from engine.conversation import guard_tree
 from engine.decision import Allow, Deny
-from engine.detectors.base import ScanContext
 from engine.errors import guardrail_blocked
 from engine.evaluator import evaluate
-from engine.guards import Outcome, restore_placeholders
 from engine.keys import KeyRecord
+from engine.ports import JSON, Usage
 from engine.records import GuardrailRecord, LogRecord
-from engine.request import EvalContext, GatewayRequest
+from engine.request import EvalContext
 from engine.router import RouteError
 from engine.usage import cost_of
 
@@ -55,34 +56,20 @@ class Disconnected(Exception):
     """The client went away before its body arrived."""
 
 
-@dataclass(slots=True)
-class Trail:
-    """What one request leaves for its log record, filled in as it goes."""
-
-    endpoint: str
-    started: float = field(default_factory=time.time)
-    key: KeyRecord | None = None
-    request: GatewayRequest | None = None
-    upstream_model: str | None = None
-    stream: bool = False
-    attempts: tuple[Any, ...] = ()
-    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)
-    usage: Usage | None = None
-    capture: tuple[str, ...] = ()  # the app's `capture`, outside prod only
-    response_text: str | None = None  # what the caller got, kept only when `capture responses`
-
-
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def _captured(trail: Trail) -> dict[str, str]:
+def _captured(ex: Exchange) -> dict[str, str]:
     """What `capture` keeps (outside prod only): the caller's texts as sent, and the answer as returned."""
     out: dict[str, str] = {}
-    if "prompts" in trail.capture and trail.request is not None:
-        out["prompt"] = json.dumps([{"role": t.role, "text": t.text} for t in trail.request.texts], ensure_ascii=False)
-    if "responses" in trail.capture and trail.response_text is not None:
-        out["response"] = trail.response_text
+    if "prompts" in ex.capture and ex.request is not None:
+        out["prompt"] = json.dumps([{"role": t.role, "text": t.text} for t in ex.request.texts
+                                    if t.kind in ("text", "document")], ensure_ascii=False)  # fmt: skip
+        if ex.body is not None:  # the whole body: `ghat replay` decodes it as the server did
+            out["request"] = json.dumps({"endpoint": ex.endpoint, "body": ex.body}, ensure_ascii=False)
+    if "responses" in ex.capture and ex.response_text is not None:
+        out["response"] = ex.response_text
     return out
 
 
@@ -105,10 +92,6 @@ def _settle_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def _fired(outcomes: tuple[Outcome, ...] | list[Outcome]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(o.detector for o in outcomes if o.action != "detect" or o.shadow))
-
-
 class GatewayApp:
     """The ASGI callable; `gateway` exists between lifespan startup and shutdown."""
 
@@ -116,8 +99,7 @@ class GatewayApp:
         self.settings = settings
         self.gateway: Gateway | None = None
         self.routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
-            ("POST", "/v1/chat/completions"): self.chat,
-            ("POST", "/v1/embeddings"): self.embeddings,
+            **{("POST", codec.path): self.llm for codec in CODECS.values()},
             ("GET", "/v1/models"): self.models,
             ("POST", "/v1/ghat/evaluate"): self.dry_run,
             ("GET", "/healthz"): self.healthz,
@@ -125,6 +107,7 @@ class GatewayApp:
             ("GET", "/metrics"): self.metrics,
         }
         self.paths = {p for _, p in self.routes}
+        self.endpoints = {codec.path: codec.endpoint for codec in CODECS.values()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -135,7 +118,7 @@ class GatewayApp:
         gw = self.gateway
         headers = _headers(scope)
         rid = sane_request_id(headers.get("x-request-id"), f"{_ids.getrandbits(128):032x}")
-        ex = Exchange(send, rid, gw.served.policy.version if gw else "")
+        ex = Exchange(send, rid, gw.served.policy.version if gw else "", self.endpoints.get(scope["path"], ""))
         handler = self.routes.get((scope["method"], scope["path"]))
         if gw is None:
             await ex.error("route_unavailable", 503, "The gateway is starting.")
@@ -195,7 +178,7 @@ class GatewayApp:
         limit = self.settings.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise parse.BadRequest(f"The request body exceeds {limit} bytes.", status=413)
+            raise BadRequest(f"The request body exceeds {limit} bytes.", status=413)
         first = self._chunk(await receive(), 0, limit)
         if not first[1]:
             return first[0]  # the whole body came with the headers: no timer needed (the usual case)
@@ -207,7 +190,7 @@ class GatewayApp:
                 size += len(chunk)
                 if not more:
                     return b"".join(chunks)
-        raise parse.BadRequest(f"The request body did not arrive within {self.settings.body_timeout_s:g} s.",
+        raise BadRequest(f"The request body did not arrive within {self.settings.body_timeout_s:g} s.",
                                status=408)  # fmt: skip
 
     @staticmethod
@@ -217,7 +200,7 @@ class GatewayApp:
             raise Disconnected
         chunk: bytes = msg.get("body", b"")
         if size + len(chunk) > limit:
-            raise parse.BadRequest(f"The request body exceeds {limit} bytes.", status=413)
+            raise BadRequest(f"The request body exceeds {limit} bytes.", status=413)
         return chunk, bool(msg.get("more_body"))
 
     @staticmethod
@@ -227,183 +210,163 @@ class GatewayApp:
         rec = gw.keys.lookup(token) if token else None
         return rec if rec is not None and rec.env == gw.settings.env else None
 
-    def _log(self, gw: Gateway, served: Served, ex: Exchange, trail: Trail) -> None:
+    def _log(self, gw: Gateway, served: Served, ex: Exchange) -> None:
         t0 = time.perf_counter()
-        req = trail.request
-        u = trail.usage or Usage(source="none")
+        req = ex.request
+        u = ex.usage or Usage(source="none")
         model = served.policy.models.get(ex.model)
         cost = cost_of(u, model.price) if model is not None else 0.0
         ex.t["usage"] = (time.perf_counter() - t0) * 1000.0
         record = LogRecord(
-            request_id=ex.request_id, time=trail.started, env=self.settings.env, app=ex.app or None,
-            key_id=trail.key.display if trail.key else None, endpoint=trail.endpoint,
+            request_id=ex.request_id, time=ex.started_wall, env=self.settings.env, app=ex.app or None,
+            key_id=ex.key.display if ex.key else None, endpoint=ex.endpoint,
             requested_model=req.model if req else None, provider=ex.provider or None,
-            upstream_model=trail.upstream_model, stream=trail.stream, status=ex.status, error_code=ex.error_code,
-            policy_version=ex.policy, metadata=dict(req.metadata) if req else {}, attempts=trail.attempts,
+            upstream_model=ex.upstream_model, stream=ex.stream, status=ex.status, error_code=ex.error_code,
+            policy_version=ex.policy, metadata=dict(req.metadata) if req else {}, attempts=ex.attempt_records,
             guardrails=tuple(GuardrailRecord(d, o.detector, o.type, o.count, o.action, o.shadow)
-                             for d, o in trail.outcomes),
+                             for d, o in ex.outcomes),
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cached_tokens=u.cached_tokens,
             reasoning_tokens=u.reasoning_tokens, usage_source=u.source, cost_usd=cost, timings_ms=ex.timings(),
-            max_tokens=req.max_tokens if req else None, captured=_captured(trail) if trail.capture else None,
+            max_tokens=req.max_tokens if req else None, captured=_captured(ex) if ex.capture else None,
         )  # fmt: skip
         gw.observers.record(record)
         ex.t["log"] = (time.perf_counter() - t0) * 1000.0 - ex.t["usage"]
 
-    async def _respond(self, gw: Gateway, served: Served, ex: Exchange, trail: Trail, status: int, obj: Any) -> None:
+    async def _respond(self, gw: Gateway, served: Served, ex: Exchange, status: int, obj: Any) -> None:
         ex.status = status
-        self._log(gw, served, ex, trail)
+        self._log(gw, served, ex)
         await ex.json(status, obj)
 
-    async def _fail(self, gw: Gateway, served: Served, ex: Exchange, trail: Trail, code: str, status: int,
+    async def _fail(self, gw: Gateway, served: Served, ex: Exchange, code: str, status: int,
                     message: str, param: str | None = None, retry_after: float | None = None) -> None:
         ex.status, ex.error_code = status, code
-        self._log(gw, served, ex, trail)
+        self._log(gw, served, ex)
         await ex.error(code, status, message, param, retry_after)
 
     async def _decide(self, gw: Gateway, served: Served, ex: Exchange, scope: Scope, receive: Receive,
-                      headers: dict[str, str], trail: Trail) -> tuple[JSON, Allow] | None:
-        """Body, key, parse, evaluate: the Allow and the caller's body, or None once an error is sent."""
+                      headers: dict[str, str]) -> tuple[JSON, Allow] | None:
+        """Body, key, decode, evaluate: the Allow and the guarded upstream body, or None once an error is sent."""
         t0 = time.perf_counter()
         try:
             raw = await self._body(scope, receive, headers)
-            key = trail.key = self._key(gw, headers)
+            key = ex.key = self._key(gw, headers)
             if key is None:
-                await self._fail(gw, served, ex, trail, "unauthorized", 401, "Missing or invalid API key.")
+                await self._fail(gw, served, ex, "unauthorized", 401, "Missing or invalid API key.")
                 return None
             ex.app = key.app
-            body = parse.load_json(raw)
-            build = parse.chat_request if trail.endpoint == "chat" else parse.embeddings_request
-            req = trail.request = build(body, headers)
-        except parse.BadRequest as err:
-            await self._fail(gw, served, ex, trail, "invalid_request", err.status, err.message, err.param)
+            body = ex.body = load_json(raw)
+            req = ex.request = CODECS[ex.endpoint].decode(body, headers)  # type: ignore[index]
+        except BadRequest as err:
+            await self._fail(gw, served, ex, "invalid_request", err.status, err.message, err.param)
             return None
-        trail.stream = req.stream
+        ex.stream = req.stream
         acc = [0.0]
         GUARD_MS.set(acc)
         decision = await evaluate(served.policy, req, EvalContext(key.app, key.id, ex.request_id), gw.limiter)
         ex.t["guardrails"] = acc[0]
         ex.t["resolve"] = (time.perf_counter() - t0) * 1000.0 - acc[0]
-        trail.outcomes = [("input", o) for o in decision.outcomes]
+        ex.outcomes = [("input", o) for o in decision.outcomes]
         if self.settings.env != "prod" and (app := served.policy.apps.get(key.app)) is not None:
-            trail.capture = app.capture  # refused requests too: `ghat replay` re-runs their guardrails
+            ex.capture = app.capture  # refused requests too: `ghat replay` re-runs their guardrails
         if isinstance(decision, Deny):
-            ex.fired = _fired(decision.outcomes)
-            await self._fail(gw, served, ex, trail, decision.code, decision.status, decision.message,
+            ex.fire(decision.outcomes)
+            await self._fail(gw, served, ex, decision.code, decision.status, decision.message,
                              decision.param, decision.retry_after)  # fmt: skip
             return None
         ex.fired = decision.fired
-        return parse.upstream_body(body, req, decision.request), decision
+        return upstream_body(body, req, decision.request), decision
 
-    def _route_error(self, ex: Exchange, trail: Trail, err: RouteError) -> None:
-        trail.attempts = err.attempts
+    async def _route_failed(self, gw: Gateway, served: Served, ex: Exchange, allow: Allow, err: RouteError) -> None:
+        """The one place a failed route becomes the caller's error.
+
+        The provider's message is output too: it passes the output guards, and
+        is replaced by ghat's own when a rule would block it. ghat has spent
+        its own retries and fallbacks, so SDKs are told not to add theirs.
+        """
+        ex.attempt_records = err.attempts
         ex.attempts = len(err.attempts)
         if err.attempts:
             ex.model, ex.provider = err.attempts[-1].model, err.attempts[-1].provider
+        ex.no_retry = bool(err.attempts)
+        message = err.message
+        if allow.output.rules and err.attempts:
+            guarded = guard_tree(message, ERROR_SHAPE, allow.output, allow.redactor.for_output())
+            ex.outcomes.extend(("output", o) for o in guarded.outcomes)
+            message = guarded.body if guarded.blocked is None else (
+                f"The provider answered {err.upstream_status or err.status}; its message was withheld by the "
+                "output guardrails.")  # fmt: skip
+        await self._fail(gw, served, ex, err.code, err.status, message, None, err.retry_after)
 
     # ── endpoints ────────────────────────────────────────────────────────
-    async def chat(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
+    async def llm(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
+        """Every model endpoint: route → codec → engine → router → codec → response, one log record."""
         served = gw.served
-        trail = Trail("chat")
-        decided = await self._decide(gw, served, ex, scope, receive, headers, trail)
+        decided = await self._decide(gw, served, ex, scope, receive, headers)
         if decided is None:
             return
         body, allow = decided
-        restore = served.restore.get(allow.app, frozenset())
-        t0 = time.perf_counter()
         if allow.request.stream:
-            await self._stream(gw, served, ex, receive, trail, body, allow, restore)
+            await self._stream(gw, served, ex, receive, body, allow)
             return
+        t0 = time.perf_counter()
+        call = served.router.embed if ex.endpoint == "embeddings" else served.router.complete
         try:
-            result = await served.router.complete(allow, body)  # the router keeps the deadline (engine/router.py)
+            result = await call(allow, body)  # the router keeps the deadline (engine/router.py)
         except RouteError as err:
             ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
-            self._route_error(ex, trail, err)
-            await self._fail(gw, served, ex, trail, err.code, err.status, err.message, None, err.retry_after)
+            await self._route_failed(gw, served, ex, allow, err)
             return
         ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
         ex.model, ex.provider = result.candidate.model, result.candidate.provider
         ex.attempts = len(result.attempts)
-        trail.attempts, trail.usage = result.attempts, result.usage
-        trail.upstream_model = result.candidate.upstream_model
+        ex.attempt_records, ex.usage = result.attempts, result.usage
+        ex.upstream_model = result.candidate.upstream_model
         response = result.response
-        pipeline = allow.output
-        if pipeline.rules or restore:
+        restore = served.restore.get(allow.app, frozenset())
+        if allow.output.rules or restore:
             t1 = time.perf_counter()
-            context = ScanContext("output", allow.request.grounding)
-            for choice in response.get("choices") or []:
-                message = choice.get("message") if isinstance(choice, dict) else None
-                if not isinstance(message, dict):
-                    continue
-                text = message.get("content")
-                if not isinstance(text, str) or not text:
-                    continue
-                if pipeline.rules:
-                    guarded = pipeline.run([(context, text)], allow.redactor)
-                    trail.outcomes.extend(("output", o) for o in guarded.outcomes)
-                    if guarded.blocked is not None:
-                        ex.t["guardrails"] += (time.perf_counter() - t1) * 1000.0
-                        ex.fired = tuple(dict.fromkeys((*ex.fired, *_fired(guarded.outcomes))))
-                        code, status = guardrail_blocked(guarded.blocked.rule.name)
-                        await self._fail(gw, served, ex, trail, code, status, guarded.blocked.message)
-                        return
-                    text = guarded.texts[0]
-                    ex.fired = tuple(dict.fromkeys((*ex.fired, *_fired(guarded.outcomes))))
-                message["content"] = restore_placeholders(text, allow.redactor, restore) if restore else text
+            if allow.output.enforcing:
+                strip_logprobs(response)
+            guarded = guard_tree(response, RESPONSE_SHAPES[ex.endpoint], allow.output, allow.redactor.for_output(),
+                                 allow.request.grounding, restore)  # fmt: skip
             ex.t["guardrails"] += (time.perf_counter() - t1) * 1000.0
-        if "responses" in trail.capture:
-            trail.response_text = "\n".join(c["message"]["content"] for c in response.get("choices") or []
-                                            if isinstance(c, dict) and isinstance(c.get("message"), dict)
-                                            and isinstance(c["message"].get("content"), str))  # fmt: skip
-        await self._respond(gw, served, ex, trail, 200, response)
+            ex.outcomes.extend(("output", o) for o in guarded.outcomes)
+            ex.fire(guarded.outcomes)
+            if guarded.blocked is not None:
+                code, status = guardrail_blocked(guarded.blocked.rule.name)
+                await self._fail(gw, served, ex, code, status, guarded.blocked.message)
+                return
+            response = guarded.body
+        if "responses" in ex.capture:
+            ex.response_text = "\n".join(c["message"]["content"] for c in response.get("choices") or []
+                                         if isinstance(c, dict) and isinstance(c.get("message"), dict)
+                                         and isinstance(c["message"].get("content"), str))  # fmt: skip
+        await self._respond(gw, served, ex, 200, response)
 
-    async def _stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, trail: Trail,
-                      body: JSON, allow: Allow, restore: frozenset[str]) -> None:
+    async def _stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, body: JSON,
+                      allow: Allow) -> None:
         t0 = time.perf_counter()
         try:
             route = await served.router.stream(allow, body)
         except RouteError as err:
             ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
-            self._route_error(ex, trail, err)
-            await self._fail(gw, served, ex, trail, err.code, err.status, err.message, None, err.retry_after)
+            await self._route_failed(gw, served, ex, allow, err)
             return
         ex.t["provider"] = (time.perf_counter() - t0) * 1000.0  # time to the first chunk: headers go now
         ex.model, ex.provider = route.candidate.model, route.candidate.provider
         ex.attempts = len(route.attempts)
-        trail.upstream_model = route.candidate.upstream_model
+        ex.upstream_model = route.candidate.upstream_model
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        out = await relay(ex, route, receive, guarded=bool(allow.output.rules), pipeline=allow.output,
-                          redactor=allow.redactor, grounding=allow.request.grounding, restore=restore,
-                          include_usage=include_usage, capture="responses" in trail.capture)  # fmt: skip
+        out = await relay(ex, route, receive, pipeline=allow.output, redactor=allow.redactor.for_output(),
+                          grounding=allow.request.grounding, restore=served.restore.get(allow.app, frozenset()),
+                          include_usage=include_usage, capture="responses" in ex.capture)  # fmt: skip
         if out.sent is not None:
-            trail.response_text = "".join(out.sent)
-        trail.outcomes.extend(("output", o) for o in out.outcomes)
-        trail.attempts, trail.usage = tuple(route.attempts), route.usage
+            ex.response_text = "".join(out.sent)
+        ex.outcomes.extend(("output", o) for o in out.outcomes)
+        ex.attempt_records, ex.usage = tuple(route.attempts), route.usage
         ex.status, ex.error_code = out.status, out.error_code
-        self._log(gw, served, ex, trail)
-
-    async def embeddings(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive,
-                         headers: dict[str, str]) -> None:
-        served = gw.served
-        trail = Trail("embeddings")
-        decided = await self._decide(gw, served, ex, scope, receive, headers, trail)
-        if decided is None:
-            return
-        body, allow = decided
-        t0 = time.perf_counter()
-        try:
-            result = await served.router.embed(allow, body)
-        except RouteError as err:
-            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
-            self._route_error(ex, trail, err)
-            await self._fail(gw, served, ex, trail, err.code, err.status, err.message, None, err.retry_after)
-            return
-        ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
-        ex.model, ex.provider = result.candidate.model, result.candidate.provider
-        ex.attempts = len(result.attempts)
-        trail.attempts, trail.usage = result.attempts, result.usage
-        trail.upstream_model = result.candidate.upstream_model
-        await self._respond(gw, served, ex, trail, 200, result.response)
+        self._log(gw, served, ex)
 
     async def models(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
         served = gw.served
@@ -422,10 +385,9 @@ class GatewayApp:
         try:
             raw = await self._body(scope, receive, headers)
             key = self._key(gw, headers)
-            body = parse.load_json(raw)
-            build = parse.embeddings_request if "input" in body and "messages" not in body else parse.chat_request
-            req = build(body, headers)
-        except parse.BadRequest as err:
+            body = load_json(raw)
+            req = decode(body, headers)
+        except BadRequest as err:
             await ex.error("invalid_request", err.status, err.message, err.param)
             return
         ctx = EvalContext(key.app if key else None, key.id if key else "", ex.request_id, trace=True)
@@ -445,7 +407,7 @@ class GatewayApp:
                                   "via": list(c.via)} for c in d.candidates]  # fmt: skip
             out["max_tokens"] = d.request.max_tokens
             out["fired"] = list(d.fired)
-            out["forwarded"] = parse.upstream_body(body, req, d.request)
+            out["forwarded"] = upstream_body(body, req, d.request)
         await ex.json(200, out)
 
     async def healthz(self, gw: Gateway, ex: Exchange, *_: Any) -> None:

@@ -14,10 +14,10 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from adapters.base import JSON, ProviderError
 from adapters.http import Upstream, json_event, loads_object, malformed, stream_cut
 from adapters.jsonwire import dumps
 from engine.decision import Candidate
+from engine.ports import JSON, ProviderError
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI callers often omit it

@@ -32,8 +32,8 @@ import aiohttp
 import anyio
 from yarl import URL
 
-from adapters.base import JSON, RETRYABLE_STATUS, ProviderError
 from adapters.jsonwire import loads
+from engine.ports import JSON, RETRYABLE_STATUS, ProviderError
 
 # Keep-alive pool per provider: enough connections for a busy worker, idle ones
 # reaped before most upstream load balancers (60 s) drop them under us.

@@ -17,8 +17,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from adapters.base import JSON, ProviderError
 from engine.decision import Candidate
+from engine.ports import JSON, ProviderError
 
 PREFIX = "echo: "
 EMBEDDING_DIM = 256

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from adapters.base import JSON, ProviderError
 from adapters.http import Upstream, json_event, loads_object, malformed, stream_cut
 from adapters.jsonwire import dumps
 from engine.decision import Candidate
+from engine.ports import JSON, ProviderError
 
 
 class OpenAIProvider:

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 
 import anyio
 
-from adapters.base import Provider
 from dsl import ast
+from engine.ports import Provider
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com/v1"}
 

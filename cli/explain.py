@@ -70,65 +70,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def request_from_json(body: object, endpoint: str | None = None) -> GatewayRequest:
-    """A GatewayRequest from an OpenAI-shaped body; BadRequest names what is wrong."""
-    from types import MappingProxyType
-
-    from engine.request import GatewayRequest, TextField
+    """The request a body makes, through the server's own decoder (adapters/codecs), so explain cannot disagree."""
+    from adapters.codecs import BadRequest as InvalidBody
+    from adapters.codecs import decode
 
     if not isinstance(body, dict):
         raise BadRequest("the request must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str):
-        raise BadRequest("the request needs a string `model`")
-    kind = endpoint or ("embeddings" if "input" in body and "messages" not in body else "chat")
-    texts: list[TextField] = []
-    if kind == "embeddings":
-        inputs = body.get("input", [])
-        items = [inputs] if isinstance(inputs, str) else inputs
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise BadRequest("`input` must be a string or a list of strings")
-        texts = [TextField("input", t, ("input", i)) for i, t in enumerate(items)]
-    else:
-        messages = body.get("messages", [])
-        if not isinstance(messages, list):
-            raise BadRequest("`messages` must be a list")
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise BadRequest(f"messages[{i}] needs a string `role`")
-            texts.extend(_message_texts(m, i))
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)):
-        raise BadRequest("`max_tokens` must be an integer")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise BadRequest("`metadata` must be an object of strings")
-    app = body.get("ghat_app")
-    return GatewayRequest(
-        endpoint="embeddings" if kind == "embeddings" else "chat",
-        model=model,
-        texts=tuple(texts),
-        max_tokens=max_tokens,
-        metadata=MappingProxyType({str(k): v for k, v in metadata.items()}),
-        requested_app=app if isinstance(app, str) else None,
-        stream=bool(body.get("stream", False)),
-    )
-
-
-def _message_texts(message: dict[str, Any], index: int) -> list[Any]:
-    from engine.request import TextField
-
-    role, content = message["role"], message.get("content")
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [TextField(role, content, ("messages", index, "content"))]
-    if isinstance(content, list):
-        return [
-            TextField(role, part["text"], ("messages", index, "content", j, "text"))
-            for j, part in enumerate(content)
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        ]
-    raise BadRequest(f"messages[{index}].content must be a string or a list of parts")
+    try:
+        return decode(body, {}, "embeddings" if endpoint == "embeddings" else "chat" if endpoint else None)
+    except InvalidBody as exc:
+        raise BadRequest(exc.message) from None
 
 
 def to_json(decision: Decision, sources: dict[str, str]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from adapters.codecs import request_of_test
     from dsl.diagnostics import PolicyError, render_text
     from dsl.loader import load
     from engine.compiler import compile_paths
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     except (UnavailableDetector, OSError) as exc:
         print(f"ghat test: cannot compile the policy set: {exc}", file=sys.stderr)
         return 1
-    report = run_tests(policy)
+    report = run_tests(policy, request_of_test)
     sources = {f.path: f.source for f in policy.source.files}
     text = render_junit(report) if args.format == "junit" else render_report(report, sources)
     if args.output is not None:

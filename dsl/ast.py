@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from dsl.catalog import METADATA_FIELDS
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -175,13 +177,6 @@ class Or:
 Expr: TypeAlias = Compare | Member | Not | And | Or
 
 # Fields a `when` condition may test: the request's model and endpoint, and metadata.
-METADATA_FIELDS: tuple[str, ...] = (
-    "workspace_id",
-    "namespace_id",
-    "source_service",
-    "operation",
-    "external_request_id",
-)
 CONDITION_FIELDS: tuple[str, ...] = ("model", "endpoint", *METADATA_FIELDS)
 
 

@@ -68,3 +68,9 @@ ENV_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
 MESSAGE_VARIABLES = ("app", "detector", "types", "topic", "category", "direction")
 # Variables set only when one detector blocks; for any other they render empty.
 DETECTOR_VARIABLES = {"topic": "topics", "category": "output_safety"}
+
+
+# Request metadata ghat reads (headers `x-ghat-<field>` or the body's `ghat.metadata`), usable in `when`
+# conditions and kept in the request log: one list for the grammar, checker, codecs and log store.
+METADATA_FIELDS: tuple[str, ...] = ("workspace_id", "namespace_id", "source_service", "operation",
+                                    "external_request_id")  # fmt: skip

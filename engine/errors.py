@@ -9,6 +9,7 @@ MODEL_BLOCKED = ("guardrail_model_blocked", 403)
 MAX_TOKENS = ("guardrail_max_tokens_exceeded", 400)
 RATE_LIMITED = ("guardrail_rate_limit_exceeded", 429)
 ROUTE_UNAVAILABLE = ("route_unavailable", 503)
+UPSTREAM_RATE_LIMITED = ("upstream_rate_limited", 429)  # every candidate left was rate-limited by its provider
 REQUEST_TIMEOUT = ("request_timeout", 504)
 INVALID_REQUEST = ("invalid_request", 400)
 BODY_TOO_LARGE = ("invalid_request", 413)

@@ -58,10 +58,21 @@ class Outcome:
 
 @dataclass
 class Redactor:
-    """Typed placeholders stable within one request: the same value gets the same tag."""
+    """Typed placeholders stable within one request: the same value gets the same tag.
+
+    The input side's redactor hands the output side a fresh one (`for_output`)
+    that numbers on from it, so an output placeholder never reuses an input
+    tag, and `restore` can only put back what input redaction took out of
+    this request — never a value the model invented that output redaction hid.
+    """
 
     tags: dict[tuple[str, str], str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    restorable: dict[str, str] | None = None  # on an output redactor: the input's placeholder → value
+
+    def for_output(self) -> Redactor:
+        """The redactor for this request's answer: new tags, numbered after the input's."""
+        return Redactor({}, dict(self.counts), self.originals())
 
     def placeholder(self, type_: str, value: str) -> str:
         key = (type_, value)
@@ -75,7 +86,9 @@ class Redactor:
         return tag
 
     def originals(self) -> dict[str, str]:
-        """placeholder → original value, for `restore` on the way back to the caller."""
+        """placeholder → original value that `restore` may put back: input redaction's only."""
+        if self.restorable is not None:
+            return self.restorable
         return {tag: value for (_, value), tag in self.tags.items()}
 
 
@@ -125,6 +138,12 @@ class GuardPipeline:
     rules: tuple[GuardRule, ...]
     block_message: jinja2.Template | None = None
     app: str = ""
+
+    @property
+    def enforcing(self) -> bool:
+        """Whether any rule can change or stop an answer (redact or block, not in shadow)."""
+        return any(not r.shadow and (r.action in ("redact", "block") or any(a in ("redact", "block")
+                   for _t, a in r.by_type)) for r in self.rules)  # fmt: skip
 
     @property
     def max_span(self) -> int | None:

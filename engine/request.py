@@ -1,8 +1,9 @@
 """What the engine evaluates: a request reduced to what policy can see.
 
-The server turns an HTTP body into a `GatewayRequest`; every text the guards
-must read is a `TextField` with the path where it sits in the body, so the
-server can write redacted text back exactly where it came from.
+A dialect codec (`adapters/codecs/`) turns an HTTP body into a
+`GatewayRequest`; every string the guards must read is a `TextField` slot with
+the path where it sits in the body, so the guarded text is written back exactly
+where it came from (`engine/conversation.py` walks bodies into slots).
 """
 
 from __future__ import annotations
@@ -13,15 +14,38 @@ from types import MappingProxyType
 from typing import Literal, TypeAlias
 
 Endpoint: TypeAlias = Literal["chat", "embeddings"]
-BodyPath: TypeAlias = tuple[str | int, ...]
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
+class KeyOf:
+    """A path step naming a dict key itself (the slot is the key's text, not its value)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """A path step into the JSON held by the string at the path so far (tool-call arguments)."""
+
+
+EMBEDDED = Embedded()
+BodyPath: TypeAlias = tuple[str | int | KeyOf | Embedded, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TextField:
-    role: str  # system | user | assistant | tool | document | input (embeddings)
+    """One slot: a string of the body with who wrote it, what it is and where it sits.
+
+    `role` is what detectors filter on (system | user | assistant | tool |
+    document | output); `kind` says what the string is (text, tool_arguments,
+    tool_definition, schema, name, parameter, unknown, …: engine/conversation.py).
+    """
+
+    role: str
     text: str
     path: BodyPath = ()
+    kind: str = "text"
 
 
 @dataclass(frozen=True, slots=True)

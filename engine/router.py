@@ -29,9 +29,9 @@ from typing import TypeVar
 
 import anyio
 
-from adapters.base import JSON, Provider, ProviderError, Usage
 from engine.decision import Allow, Candidate
-from engine.errors import REQUEST_TIMEOUT, ROUTE_UNAVAILABLE
+from engine.errors import REQUEST_TIMEOUT, ROUTE_UNAVAILABLE, UPSTREAM_RATE_LIMITED
+from engine.ports import JSON, Provider, ProviderError, Usage
 from engine.records import AttemptRecord
 
 log = logging.getLogger("ghat.router")
@@ -352,7 +352,9 @@ class Router:
         message = last.message if last is not None else "no candidate available"
         if skipped and last is None:
             message = f"every candidate is cooling down after failures: {', '.join(skipped)}"
-        raise RouteError(message, code=ROUTE_UNAVAILABLE[0], status=ROUTE_UNAVAILABLE[1], attempts=tuple(attempts),
+        # A provider's rate limit is the caller's to back off from: 429 with its Retry-After, not a 503.
+        code, status = UPSTREAM_RATE_LIMITED if last is not None and last.upstream_status == 429 else ROUTE_UNAVAILABLE
+        raise RouteError(message, code=code, status=status, attempts=tuple(attempts),
                          retry_after=last.retry_after if last is not None else self._soonest_reopen(),
                          upstream_status=last.upstream_status if last is not None else None, skipped=tuple(skipped))
 

@@ -14,9 +14,8 @@ evaluation reached it and it applied.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from dsl import ast
@@ -24,7 +23,7 @@ from engine.compiler import CompiledPolicy
 from engine.decision import Allow, Decision, Deny
 from engine.evaluator import evaluate
 from engine.ratelimit import MemoryRateLimiter, RateLimiter
-from engine.request import EvalContext, GatewayRequest, TextField
+from engine.request import Endpoint, EvalContext, GatewayRequest
 
 TEXT_ROLES = ("system", "user", "assistant", "tool", "document", "input")
 
@@ -46,32 +45,43 @@ def evaluate_sync(
     raise RuntimeError("evaluation suspended: run it on an event loop instead")
 
 
-def build_request(test: ast.TestRequest) -> GatewayRequest:
-    """The request a test describes, as the server would build it from a body."""
+def test_body(test: ast.TestRequest) -> tuple[Endpoint, dict[str, Any]]:
+    """The body a test block describes: its endpoint and the JSON a client would send.
+
+    The body is then decoded by the server's own codec (`adapters/codecs`,
+    passed in as `build`), so a policy test and the gateway cannot disagree.
+    """
     endpoint = test.get("endpoint") or "chat"
     if endpoint not in ("chat", "embeddings"):
         raise RequestError(f"endpoint must be chat or embeddings, not '{endpoint}'")
-    texts: list[TextField] = []
-    for name, value in test.fields:
-        if name in TEXT_ROLES:
-            role = "input" if endpoint == "embeddings" and name == "user" else name
-            texts.append(TextField(role, value, ("test", len(texts))))
-    max_tokens: int | None = None
+    body: dict[str, Any] = {"model": test.get("model") or ""}
+    texts = [(name, value) for name, value in test.fields if name in TEXT_ROLES and name != "document"]
+    if endpoint == "embeddings":
+        body["input"] = [value for _name, value in texts]
+    else:
+        body["messages"] = [{"role": "user" if name == "input" else name, "content": value} for name, value in texts]
+        if not body["messages"]:
+            body["messages"] = [{"role": "user", "content": ""}]
     raw = test.get("max_tokens")
     if raw is not None:
         try:
-            max_tokens = int(raw)
+            body["max_tokens"] = int(raw)
         except ValueError:
             raise RequestError(f"max_tokens must be a whole number, not '{raw}'") from None
-    return GatewayRequest(
-        endpoint="embeddings" if endpoint == "embeddings" else "chat",
-        model=test.get("model") or "",
-        texts=tuple(texts),
-        max_tokens=max_tokens,
-        metadata=MappingProxyType(dict(test.metadata)),
-        requested_app=test.get("app"),
-        grounding=tuple(v for n, v in test.fields if n == "document"),
-    )
+    ghat: dict[str, Any] = {}
+    documents = [v for n, v in test.fields if n == "document"]
+    if documents:
+        ghat["documents"] = documents
+    if test.metadata:
+        ghat["metadata"] = dict(test.metadata)
+    if test.get("app") is not None:
+        ghat["app"] = test.get("app")
+    if ghat:
+        body["ghat"] = ghat
+    return ("embeddings" if endpoint == "embeddings" else "chat"), body
+
+
+Build = Callable[[ast.TestRequest], GatewayRequest]
 
 
 # ── results ──────────────────────────────────────────────────────────────
@@ -95,12 +105,12 @@ class CaseResult:
         return not self.failures and self.skipped is None
 
 
-def run_case(policy: CompiledPolicy, case: ast.TestCase) -> CaseResult:
-    """Evaluate one test block and check each of its expectations."""
+def run_case(policy: CompiledPolicy, case: ast.TestCase, build: Build) -> CaseResult:
+    """Evaluate one test block (its request built by `build`, the server's decoder) and check each expectation."""
     if case.app is not None and case.app not in policy.apps:
         return CaseResult(case, None, skipped=f"app '{case.app}' is not served in environment '{policy.env}'")
     try:
-        request = build_request(case.request)
+        request = build(case.request)
     except RequestError as exc:
         return CaseResult(case, None, (Failure(str(exc), case.request.span),))
     ctx = EvalContext(key_app=case.app, key_id="test", seed=case.name, now=0.0, trace=True)
@@ -187,9 +197,9 @@ class Report:
         return [r for r in self.rules if r not in self.covered]
 
 
-def run_tests(policy: CompiledPolicy) -> Report:
+def run_tests(policy: CompiledPolicy, build: Build) -> Report:
     """Run every test block of the compiled set and compute rule coverage."""
-    results = [run_case(policy, case) for case in policy.source.tests]
+    results = [run_case(policy, case, build) for case in policy.source.tests]
     rules = coverable_rules(policy)
     covered: set[Rule] = set()
     for result in results:

@@ -35,8 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from adapters.base import Usage
 from dsl.ast import Price
+from engine.ports import Usage
 
 log = logging.getLogger("ghat.usage")
 NO_USAGE = Usage(source="none")
@@ -74,6 +74,8 @@ def encoding_name(model: str | None) -> str:
 class _Encoding(Protocol):
     def encode_ordinary(self, text: str) -> list[int]: ...
 
+    def decode_bytes(self, tokens: list[int]) -> bytes: ...
+
 
 _encodings: dict[str, _Encoding | None] = {}
 _encodings_lock = threading.Lock()
@@ -98,6 +100,11 @@ def _encoding(name: str) -> _Encoding | None:
             log.warning("no offline tokenizer for %s (%s); token counts will be estimates", name, exc)
         _encodings[name] = loaded
         return loaded
+
+
+def encoding(name: str) -> _Encoding | None:
+    """The offline BPE encoding `name` (cl100k_base, o200k_base), or None when it cannot be loaded."""
+    return _encoding(name)
 
 
 def warm_up(models: Iterable[str] = ("gpt-4o", "gpt-4")) -> None:

@@ -10,13 +10,13 @@ from email.utils import formatdate
 import pytest
 
 from adapters.anthropic import AnthropicProvider, from_message, to_messages
-from adapters.base import JSON, ProviderError
 from adapters.http import iter_sse, parse_retry_after
 from adapters.mock import MockProvider, count_tokens
 from adapters.openai import OpenAIProvider
 from adapters.registry import build_providers, close_providers
 from dsl import ast
 from engine.decision import Candidate
+from engine.ports import JSON, ProviderError
 from tests.canned_upstream import CannedServer, Reply, sse_reply
 from tests.fixtures_upstream import FakeUpstream
 

@@ -28,7 +28,7 @@ def test_deny_names_the_guard_line(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_json_shows_when_override_and_route(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     body = {"model": "smart-default", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3000,
-            "metadata": {"operation": "bulk-summarize"}}  # fmt: skip
+            "ghat": {"metadata": {"operation": "bulk-summarize"}}}  # fmt: skip
     assert explain(tmp_path, body, "--json") == 0
     data = json.loads(capsys.readouterr().out)
     assert data["decision"] == "allow" and data["max_tokens"] == 3000

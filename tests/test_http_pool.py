@@ -17,11 +17,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from adapters.base import JSON, ProviderError
 from adapters.http import SSEDecoder, Upstream, _tls
 from adapters.jsonwire import dumps, loads
 from adapters.openai import OpenAIProvider
 from engine.decision import Candidate
+from engine.ports import JSON, ProviderError
 from tests.canned_upstream import CannedServer, Reply, http_reply, sse_reply
 
 pytestmark = pytest.mark.anyio

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.base import JSON, Provider, ProviderError
 from adapters.mock import MockProvider
 from adapters.openai import OpenAIProvider
 from engine.decision import Allow, Candidate
+from engine.ports import JSON, Provider, ProviderError
 from engine.router import RouteError, Router, RouterSettings
 from tests.fixtures_upstream import FakeUpstream
 

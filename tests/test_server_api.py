@@ -93,15 +93,19 @@ def test_output_guard_blocks_plain_and_stream(client: openai.OpenAI) -> None:
     assert "blocked" in str(exc2.value.message)
 
 
-def test_metadata_and_ghat_fields_are_stripped(gateway: Gateway, fake_upstream: FakeUpstream) -> None:
+def test_ghat_fields_are_stripped_and_openai_metadata_is_forwarded(gateway: Gateway,
+                                                                  fake_upstream: FakeUpstream) -> None:
     r = httpx.post(f"{gateway.v1}/chat/completions", headers={
         "authorization": f"Bearer {gateway.keys['gw-test']}", "x-ghat-source-service": "billing"},
-        json={"model": "chat", "messages": [{"role": "user", "content": "hi"}], "metadata": {"operation": "x"},
-              "ghat_app": "gw-test", "ghat": {"documents": ["a retrieved passage"]}, "temperature": 0.2})
+        json={"model": "chat", "messages": [{"role": "user", "content": "hi"}], "metadata": {"purpose": "eval"},
+              "store": True, "ghat_app": "gw-test",
+              "ghat": {"documents": ["a retrieved passage"], "metadata": {"operation": "x"}}, "temperature": 0.2})
     assert r.status_code == 200, r.text
     body = _sent(fake_upstream)
-    assert "metadata" not in body and "ghat" not in body and "ghat_app" not in body
-    assert body["temperature"] == 0.2 and body["max_tokens"] == 256  # unknown fields pass; cap is set
+    assert "ghat" not in body and "ghat_app" not in body
+    assert body["metadata"] == {"purpose": "eval"} and body["store"] is True  # OpenAI's own `metadata` is theirs
+    # unknown fields pass (scanned); the cap goes in the field every current OpenAI model accepts
+    assert body["temperature"] == 0.2 and body["max_completion_tokens"] == 256 and "max_tokens" not in body
     headers = fake_upstream.requests()[-1]["headers"]
     assert not any(h.startswith("x-ghat") for h in headers)
 

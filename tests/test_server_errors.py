@@ -84,7 +84,7 @@ def test_route_unavailable(gateway: Gateway, fake_upstream: FakeUpstream) -> Non
 def test_request_timeout(gateway: Gateway, fake_upstream: FakeUpstream) -> None:
     fake_upstream.fault("delay", delay_s=3)
     with pytest.raises(openai.InternalServerError) as exc:
-        _client(gateway).chat.completions.create(model="chat", messages=HI, metadata={"operation": "slow"})
+        _client(gateway).chat.completions.create(model="chat", messages=HI, extra_headers={"x-ghat-operation": "slow"})
     assert exc.value.code == "request_timeout" and exc.value.status_code == 504
 
 
@@ -95,7 +95,7 @@ def test_stream_stalled_past_the_deadline_ends_with_a_timeout_event(
     got: list[str] = []
     with pytest.raises(openai.APIError) as exc:
         for chunk in _client(gateway).chat.completions.create(model="chat", messages=HI, stream=True,
-                                                              metadata={"operation": "slow"}):
+                                                              extra_headers={"x-ghat-operation": "slow"}):
             got.extend(c.delta.content or "" for c in chunk.choices)
     assert exc.value.code == "request_timeout"
     assert len(fake_upstream.requests()) == 1  # bytes had reached the caller: no fallback, no retry

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.base import Usage
 from dsl.ast import Price
 from engine import usage as usage_mod
 from engine.metrics import Metrics, log_writer_samples
+from engine.ports import Usage
 from engine.records import AttemptRecord, GuardrailRecord
 from engine.usage import StreamUsage, cost_of, count_prompt_tokens, count_tokens, encoding_name, usage_of_response
 from tests.logrecords import make_record

@@ -14,7 +14,11 @@ from typing import Any
 
 from adapters.jsonwire import dumps  # every response body and stream event: compact UTF-8 JSON (orjson)
 from engine.errors import ERROR_TYPES
-from engine.records import PHASES
+from engine.guards import Outcome
+from engine.keys import KeyRecord
+from engine.ports import Usage
+from engine.records import PHASES, AttemptRecord
+from engine.request import GatewayRequest
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,27 +45,21 @@ def sane_request_id(incoming: str | None, fallback: str) -> str:
 
 
 class Exchange:
-    """One request's response side: timings, ghat headers, and the send callable."""
+    """One request, start to end: what the response needs (timings, ghat headers, the send callable)
+    and what its single log record needs, filled in as the request goes."""
 
     __slots__ = (
-        "app",
-        "attempts",
-        "error_code",
-        "fired",
-        "model",
-        "policy",
-        "provider",
-        "request_id",
-        "send",
-        "started",
-        "status",
-        "t",
+        "app", "attempt_records", "attempts", "body", "capture", "endpoint", "error_code", "fired", "key", "model",
+        "no_retry", "outcomes", "policy", "provider", "request", "request_id", "response_text", "send", "started",
+        "started_wall", "status", "stream", "t", "upstream_model", "usage",
     )  # fmt: skip
 
-    def __init__(self, send: Send, request_id: str, policy: str) -> None:
+    def __init__(self, send: Send, request_id: str, policy: str, endpoint: str = "") -> None:
         self.send = send
         self.request_id = request_id
+        self.endpoint = endpoint
         self.started = time.perf_counter()
+        self.started_wall = time.time()
         self.t: dict[str, float] = {"resolve": 0.0, "guardrails": 0.0, "provider": 0.0, "log": 0.0, "usage": 0.0}
         self.app = ""
         self.model = ""
@@ -71,6 +69,24 @@ class Exchange:
         self.fired: tuple[str, ...] = ()
         self.status = 0
         self.error_code: str | None = None
+        self.no_retry = False  # ghat spent its own retries: tell SDKs not to multiply them
+        # for the log record
+        self.key: KeyRecord | None = None
+        self.request: GatewayRequest | None = None
+        self.body: dict[str, Any] | None = None  # the caller's body as decoded, for `capture prompts`
+        self.upstream_model: str | None = None
+        self.stream = False
+        self.attempt_records: tuple[AttemptRecord, ...] = ()
+        self.outcomes: list[tuple[str, Outcome]] = []
+        self.usage: Usage | None = None
+        self.capture: tuple[str, ...] = ()  # the app's `capture`, outside prod only
+        self.response_text: str | None = None  # what the caller got, kept only when `capture responses`
+
+    def fire(self, outcomes: list[Outcome] | tuple[Outcome, ...]) -> None:
+        """Add what fired (names only, never values) to `x-ghat-guardrails`."""
+        names = [o.detector for o in outcomes if o.action != "detect" or o.shadow]
+        if names:
+            self.fired = tuple(dict.fromkeys((*self.fired, *names)))
 
     def timings(self) -> dict[str, float]:
         """Phase times in ms; `overhead` is everything but the provider's own time."""
@@ -92,6 +108,8 @@ class Exchange:
             (b"x-ghat-policy", self.policy.encode()),
             (b"x-ghat-guardrails", ",".join(self.fired).encode()),
         ]
+        if self.no_retry:
+            hs.append((b"x-should-retry", b"false"))
         if extra:
             hs.extend(extra)
         return hs

@@ -21,13 +21,13 @@ from typing import Any
 import anyio
 
 from adapters.api.observe import Observers, open_observers
-from adapters.base import Provider
 from adapters.registry import build_providers, close_providers
 from dsl.diagnostics import PolicyError, render_text
 from engine.compiler import CompiledPolicy, compile_paths
 from engine.detectors.base import ScanContext
 from engine.guards import GuardPipeline, GuardResult, Redactor
 from engine.keys import KeyStore
+from engine.ports import Provider
 from engine.ratelimit import MemoryRateLimiter, RateLimiter
 from engine.router import Router
 

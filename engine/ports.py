@@ -1,7 +1,9 @@
-"""The provider interface: what the router asks of every wire protocol.
+"""The ports the engine calls out through: the `Provider` protocol, its errors and usage.
 
-Adapters speak OpenAI's shapes on our side (chat completion and chunk dicts,
-embedding responses) and whatever the upstream speaks on theirs. Failures are
+The engine defines them and `adapters/` implements them (openai, anthropic,
+mock), so the router never imports an adapter. Adapters speak OpenAI's shapes
+on our side (chat completion and chunk dicts, embedding responses) and whatever
+the upstream speaks on theirs. Failures are
 `ProviderError`s that say whether they are retryable (P8): timeouts,
 connection errors, 408, 429 and 5xx are; everything else is the caller's.
 """
