@@ -29,6 +29,8 @@ forever), applies. Matching options: `model` (the body's model), `path`,
     cut        streams: send `after_chunks` (default 2) chunks, then drop the connection;
                plain: send half the body, then drop it
     stall      streams: send `after_chunks` chunks, then wait `delay_s` (default 3600) before the rest
+    reply      answer exactly `body` (plain, status `status`, default 200) or the events `chunks` (streams,
+               each JSON-encoded as one SSE event, then [DONE]): a hostile provider's own words
 
 Any rule may add `delay_s` before it acts. A single request can also carry
 its rule as JSON in the `x-fake-fault` header. Answers: chat echoes the last
@@ -195,6 +197,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     kind = rule.get("kind") if rule else None
     if kind == "reset" and _abort(receive):
         return
+    if kind == "reply" and rule is not None and not body.get("stream"):
+        await _json(send, int(rule.get("status", 200)), rule.get("body"))
+        return
     if kind == "status":
         status = int(rule.get("status", 500)) if rule else 500
         extra = [(b"retry-after", str(rule["retry_after"]).encode())] if rule and rule.get("retry_after") else []
@@ -249,6 +254,9 @@ async def _stream(body: dict[str, Any], rule: dict[str, Any] | None, anthropic: 
                   send: Send) -> None:
     kind = rule.get("kind") if rule else None
     chunks = _anthropic_chunks(body) if anthropic else _openai_chunks(body)
+    if kind == "reply" and rule is not None:
+        chunks = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in rule.get("chunks") or []]
+        chunks.append(b"data: [DONE]\n\n")
     after = int(rule.get("after_chunks", 2)) if rule else 0
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})

@@ -237,21 +237,18 @@ async def relay(
                         out, b = c.feed(name, value)
                     elif name in _TEXT_FIELDS and value is None:
                         continue
-                    else:
+                    else:  # any other field: guarded whole, written back under its guarded key
                         node, b = whole({name: value}, _DELTA_OTHER)
-                        out = node.pop(name, None)
                         delta.pop(name)
-                        delta.update(node)
                         if b is None:
-                            delta[name] = out
-                        else:
-                            out = ""
+                            delta.update(node)
+                        out = None
                     if b is not None:
                         await blocked(b)
                         return
                     if isinstance(out, str) and name in _TEXT_FIELDS:
                         delta[name] = out
-                extra = [k for k, v in part.items() if k not in CHUNK_STRUCTURAL and isinstance(v, str | dict | list)]
+                extra = [k for k in part if k not in CHUNK_STRUCTURAL]
                 for key in extra:
                     node, b = whole({key: part[key]}, _DELTA_OTHER)
                     if b is not None:

@@ -1,0 +1,209 @@
+"""P13, guard coverage: a canary in any string of a request or an answer never gets past `redact`, and `block` refuses.
+
+Hypothesis generates OpenAI chat and embeddings bodies (tool history, tool
+definitions, content parts, unknown fields at every level, token ids), answers
+(tool calls, refusal, reasoning, parts, annotations, logprobs, unknown fields)
+and stream chunkings of them, with a canary in every string that is not a
+named structural field (tests/canary.py). The bodies go through the same
+decoder, engine and codec as the server; a field path the codec forgets to
+guard shows up as a leak here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.api.responses import Exchange
+from adapters.api.streams import relay
+from adapters.codecs import decode, upstream_body
+from adapters.codecs.openai_chat import RESPONSE, strip_logprobs
+from dsl import ast
+from dsl.parser import parse_text
+from engine.compiler import CompiledPolicy, compile_policy
+from engine.conversation import guard_tree
+from engine.decision import Allow, Deny
+from engine.guards import GuardPipeline, Redactor
+from engine.ports import ProviderError
+from engine.request import EvalContext
+from engine.testing import evaluate_sync
+from tests.canary import CANARIES, chat_request, chat_response, embeddings_request, leaks, stream_chunks
+
+POLICY = """
+provider p { kind mock }
+model p/chat { price in 0 out 0 per 1M }
+model p/embed { kind embedding price in 0 out 0 per 1M }
+app redacting { env prod  models p/chat, p/embed
+  input { secrets redact; pii redact }
+  output { secrets redact; pii redact } }
+app blocking { env prod  models p/chat, p/embed
+  input { secrets block; pii block }
+  output { secrets block; pii block } }
+"""
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def policy() -> CompiledPolicy:
+    pf, diags = parse_text(POLICY, "canary.policy")
+    assert not [d for d in diags if d.level == "error"], diags
+    return compile_policy(ast.PolicySet((pf,)), "prod")
+
+
+def _forwarded(policy: CompiledPolicy, app: str, body: dict[str, Any]) -> tuple[Allow | Deny, dict[str, Any]]:
+    request = decode(body, {})
+    decision = evaluate_sync(policy, request, EvalContext(app, "k", "seed"))
+    if isinstance(decision, Deny):
+        return decision, {}
+    return decision, upstream_body(body, request, decision.request)
+
+
+@FAST
+@given(body=st.one_of(chat_request(model="p/chat"), embeddings_request(model="p/embed")))
+def test_no_canary_reaches_the_provider_under_redact(policy: CompiledPolicy, body: dict[str, Any]) -> None:
+    decision, sent = _forwarded(policy, "redacting", body)
+    assert isinstance(decision, Allow), decision
+    assert leaks(sent) == []
+    assert sent["model"] == body["model"]  # the structural fields pass as they are
+
+
+@FAST
+@given(body=st.one_of(chat_request(model="p/chat"), embeddings_request(model="p/embed")))
+def test_a_canary_anywhere_is_refused_under_block(policy: CompiledPolicy, body: dict[str, Any]) -> None:
+    if not leaks(body):  # nothing planted (an assistant turn with no content): nothing to refuse
+        return
+    decision, _ = _forwarded(policy, "blocking", body)
+    assert isinstance(decision, Deny) and decision.code in ("guardrail_secrets_blocked", "guardrail_pii_blocked")
+
+
+def _output(policy: CompiledPolicy, app: str) -> GuardPipeline:
+    return policy.apps[app].output
+
+
+@FAST
+@given(response=chat_response())
+def test_no_canary_reaches_the_caller_in_an_answer(policy: CompiledPolicy, response: dict[str, Any]) -> None:
+    pipeline = _output(policy, "redacting")
+    strip_logprobs(response)
+    guarded = guard_tree(response, RESPONSE, pipeline, Redactor().for_output())
+    assert guarded.blocked is None
+    assert leaks(guarded.body) == []
+    blocked = guard_tree(response, RESPONSE, _output(policy, "blocking"), Redactor().for_output())
+    assert blocked.blocked is not None
+
+
+class _Route:
+    """A started stream as the router hands it to the relay."""
+
+    def __init__(self, chunks: list[dict[str, Any]]) -> None:
+        self._chunks = iter(chunks)
+
+    def __aiter__(self) -> _Route:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    def time_left(self) -> float | None:
+        return None
+
+    def expired(self) -> ProviderError:
+        return ProviderError("expired")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def stream_through(pipeline: GuardPipeline, chunks: list[dict[str, Any]]) -> tuple[list[bytes], Any]:
+    """Relay `chunks` as the server would; returns the SSE body pieces and what the relay reported."""
+    sent: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            sent.append(message.get("body", b""))
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        return {}
+
+    async def main() -> Any:
+        ex = Exchange(send, "rid", "v", "chat")
+        return await relay(ex, _Route(chunks), receive, pipeline=pipeline, redactor=Redactor().for_output(),  # type: ignore[arg-type]
+                           grounding=(), restore=frozenset(), include_usage=False)  # fmt: skip
+
+    outcome = anyio.run(main)
+    return sent, outcome
+
+
+def _events(sent: list[bytes]) -> list[Any]:
+    import json
+
+    out = []
+    for piece in b"".join(sent).split(b"\n\n"):
+        if piece.startswith(b"data: ") and piece != b"data: [DONE]":
+            out.append(json.loads(piece[6:]))
+    return out
+
+
+@FAST
+@given(response=chat_response(), cuts=st.lists(st.integers(0, 200), max_size=6))
+def test_no_canary_reaches_the_caller_in_a_stream(policy: CompiledPolicy, response: dict[str, Any],
+                                                  cuts: list[int]) -> None:
+    chunks = stream_chunks(response, cuts)
+    sent, outcome = stream_through(_output(policy, "redacting"), chunks)
+    assert outcome.error_code is None
+    events = _events(sent)
+    assert leaks(events) == []
+    # each text slot, reassembled, is what redaction of the whole answer gives (P6 per slot)
+    whole = guard_tree(response, RESPONSE, _output(policy, "redacting"), Redactor().for_output()).body
+    message = whole["choices"][0]["message"]
+    for name in ("content", "refusal", "reasoning_content"):
+        if isinstance(message.get(name), str):
+            got = "".join(c["delta"].get(name) or "" for e in events for c in e.get("choices", []))
+            assert got == message[name]
+    blocked, outcome = stream_through(_output(policy, "blocking"), stream_chunks(response, cuts))
+    assert outcome.error_code in ("guardrail_secrets_blocked", "guardrail_pii_blocked")
+    assert leaks(_events(blocked)) == []
+
+
+def test_tool_arguments_stay_valid_json_after_redaction(policy: CompiledPolicy) -> None:
+    import json
+
+    args = json.dumps({"to": CANARIES[1], "note": f"key {CANARIES[0]}", "n": 4111111111111111})
+    body = {"model": "p/chat", "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "send", "arguments": args}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sent"}]}  # fmt: skip
+    _, sent = _forwarded(policy, "redacting", body)
+    forwarded = json.loads(sent["messages"][1]["tool_calls"][0]["function"]["arguments"])
+    assert (forwarded["to"].startswith("[EMAIL") and "[AWS" in forwarded["note"]) or "[SECRET" in forwarded["note"]
+    assert leaks(sent) == []
+
+
+def test_token_ids_that_do_not_decode_are_refused() -> None:
+    from adapters.codecs import BadRequest
+
+    with pytest.raises(BadRequest) as exc:
+        decode({"model": "p/embed", "input": [10**9]}, {})
+    assert exc.value.param == "input" and "cl100k_base" in exc.value.message
+
+
+def test_restore_never_restores_what_output_redaction_made(policy: CompiledPolicy) -> None:
+    """A value the model invents is redacted for the caller even when input rules `restore`."""
+    input_side = Redactor()
+    input_side.placeholder("email", "mine@example.com")  # [EMAIL_1], made by input redaction
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant",
+                                                   "content": "yours [EMAIL_1], theirs other@example.com"}}]}
+    guarded = guard_tree(answer, RESPONSE, _output(policy, "redacting"), input_side.for_output(),
+                         restore=frozenset({"email"}))
+    text = guarded.body["choices"][0]["message"]["content"]
+    assert text.startswith("yours mine@example.com, theirs [EMAIL_2]")
+    assert "other@example.com" not in text
