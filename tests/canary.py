@@ -14,6 +14,8 @@ ones through `ghat serve` (tests/test_canary_e2e.py).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 from typing import Any
 
@@ -227,7 +229,7 @@ def stream_chunks(response: dict[str, JSONValue], cuts: list[int]) -> list[dict[
 
 def _cut(text: str, cuts: list[int]) -> list[str]:
     points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
-    pieces = [text[a:b] for a, b in zip(points, points[1:], strict=False)]
+    pieces = [text[a:b] for a, b in itertools.pairwise(points)]
     return [p for p in pieces if p] or [text]
 
 
@@ -237,10 +239,8 @@ def strings(node: JSONValue) -> list[str]:
     if isinstance(node, str):
         out.append(node)
         if node.lstrip()[:1] in ("{", "["):
-            try:
+            with contextlib.suppress(ValueError):
                 out.extend(strings(json.loads(node)))
-            except ValueError:
-                pass
     elif isinstance(node, dict):
         for k, v in node.items():
             out.append(k)
