@@ -42,6 +42,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from adapters.codecs import replay_decoder
     from adapters.logstore.base import LogQuery
     from dsl.diagnostics import PolicyError
     from engine.replay import replay
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"ghat replay: cannot read the policy set: {exc}", file=sys.stderr)
         return 1
-    report = replay(policies, records)
+    report = replay(policies, records, replay_decoder)
     print(json.dumps(_to_json(report), indent=2) if args.format == "json" else _render(report))
     return 1 if args.fail_on_change and report.changed else 0
 

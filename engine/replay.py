@@ -23,8 +23,9 @@ then failed upstream counts as allowed, routed to its first attempt's model.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.compiler import CompiledPolicy
 from engine.decision import Allow
@@ -105,9 +106,23 @@ def recorded_outcome(r: LogRecord) -> Outcome | str:
     return Outcome(False, code)
 
 
-def _texts(r: LogRecord) -> tuple[TextField, ...] | None:
-    """The captured input texts (`capture prompt`), or None when they were not logged."""
-    raw = (r.captured or {}).get("prompt")
+Decoder = Callable[[dict[str, Any], str], GatewayRequest]
+
+
+def _texts(r: LogRecord, decode: Decoder | None = None) -> tuple[TextField, ...] | None:
+    """The captured input texts (`capture prompts`), or None when they were not logged.
+
+    A record that kept the whole body is decoded by the server's own codec
+    (`decode`, from adapters/codecs), so replay sees every slot the server saw.
+    """
+    captured = r.captured or {}
+    if decode is not None and captured.get("request"):
+        try:
+            kept = json.loads(captured["request"])
+            return decode(kept["body"], str(kept["endpoint"])).texts
+        except (ValueError, KeyError, TypeError):
+            return None
+    raw = captured.get("prompt")
     if not raw:
         return None
     try:
@@ -134,7 +149,8 @@ def decide(policy: CompiledPolicy, r: LogRecord, texts: tuple[TextField, ...] | 
     return Outcome(False, d.code)
 
 
-def replay(policies: dict[str, CompiledPolicy], records: Iterable[LogRecord]) -> ReplayReport:
+def replay(policies: dict[str, CompiledPolicy], records: Iterable[LogRecord],
+           decode: Decoder | None = None) -> ReplayReport:
     """Each record against the policy compiled for its environment."""
     report = ReplayReport()
     for r in records:
@@ -144,6 +160,6 @@ def replay(policies: dict[str, CompiledPolicy], records: Iterable[LogRecord]) ->
             reason = before if isinstance(before, str) else f"environment {r.env} not replayed"
             report.skipped[reason] = report.skipped.get(reason, 0) + 1
             continue
-        texts = _texts(r)
+        texts = _texts(r, decode)
         report.replayed.append(Replayed(r.request_id, r.app or "", before, decide(policy, r, texts), texts is not None))
     return report

@@ -45,7 +45,7 @@ def evaluate_sync(
     raise RuntimeError("evaluation suspended: run it on an event loop instead")
 
 
-def test_body(test: ast.TestRequest) -> tuple[Endpoint, dict[str, Any]]:
+def body_of_test(test: ast.TestRequest) -> tuple[Endpoint, dict[str, Any]]:
     """The body a test block describes: its endpoint and the JSON a client would send.
 
     The body is then decoded by the server's own codec (`adapters/codecs`,

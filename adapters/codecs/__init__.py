@@ -14,7 +14,7 @@ from adapters.codecs import openai_chat
 from adapters.codecs.body import JSON, BadRequest, load_json
 from dsl import ast
 from engine.request import Endpoint, GatewayRequest
-from engine.testing import RequestError, test_body
+from engine.testing import RequestError, body_of_test
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def decode(body: JSON, headers: Mapping[str, str] | None = None, endpoint: Endpo
 
 def request_of_test(test: ast.TestRequest) -> GatewayRequest:
     """A policy `test` block's request, decoded exactly as the server decodes a body (`ghat test`)."""
-    endpoint, body = test_body(test)
+    endpoint, body = body_of_test(test)
     try:
         return decode(body, {}, endpoint)
     except BadRequest as exc:
@@ -57,4 +57,11 @@ def upstream_body(body: JSON, before: GatewayRequest, after: GatewayRequest) -> 
     return CODECS[before.endpoint].upstream(body, before, after)
 
 
-__all__ = ["CODECS", "BadRequest", "Codec", "decode", "endpoint_of", "load_json", "request_of_test", "upstream_body"]
+
+
+def replay_decoder(body: JSON, endpoint: str) -> GatewayRequest:
+    """A logged body decoded for `ghat replay` as the server decoded it (its metadata comes from the record)."""
+    return decode(body, {}, "embeddings" if endpoint == "embeddings" else "chat")
+
+__all__ = ["CODECS", "BadRequest", "Codec", "decode", "endpoint_of", "load_json", "replay_decoder", "request_of_test",
+           "upstream_body"]
