@@ -1,7 +1,8 @@
 """`ghat explain`: the decision trace for one request, with the policy line behind each step.
 
-The request is a JSON body in OpenAI chat or embeddings shape (plus an
-optional `metadata` object), read from a file or stdin. The policy is
+The request is a JSON body in OpenAI chat or embeddings shape (ghat's own
+fields in `ghat`: `metadata`, `documents`, `app`), read from a file or stdin,
+and decoded by the server's own codec (adapters/codecs). The policy is
 evaluated as the server would for a key of `--key-app`, with tracing on and a
 fresh rate limiter, so the answer is what this request alone would get.
 """

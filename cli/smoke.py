@@ -191,7 +191,7 @@ class Smoke:
         if not self.model:
             raise CheckFailed("no chat model to call (pass --model)")
         return {"model": self.model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 16,
-                "stream": stream, "metadata": {"source_service": "ghat-smoke", "operation": "smoke"}}  # fmt: skip
+                "stream": stream, "ghat": {"metadata": {"source_service": "ghat-smoke", "operation": "smoke"}}}  # fmt: skip
 
 
 def _status(r: httpx.Response, want: int) -> str:
