@@ -207,3 +207,26 @@ def test_restore_never_restores_what_output_redaction_made(policy: CompiledPolic
     text = guarded.body["choices"][0]["message"]["content"]
     assert text.startswith("yours mine@example.com, theirs [EMAIL_2]")
     assert "other@example.com" not in text
+
+
+_names = st.text(alphabet="abcdefghij", min_size=3, max_size=6)
+
+
+@FAST
+@given(mine=st.lists(_names, min_size=1, max_size=3, unique=True), theirs=st.lists(_names, min_size=1, max_size=3,
+                                                                                   unique=True),
+       order=st.randoms(use_true_random=False))
+def test_restore_puts_back_only_what_the_input_lost(policy: CompiledPolicy, mine: list[str], theirs: list[str],
+                                                    order: Any) -> None:
+    """P5's companion for `restore`: the caller gets back its own values, never one that output redaction hid."""
+    own = [f"{n}@in.example.com" for n in mine]
+    invented = [f"{n}@out.example.com" for n in theirs]
+    input_side = Redactor()
+    tags = [input_side.placeholder("email", v) for v in own]
+    words = [*tags, *invented]
+    order.shuffle(words)
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": " and ".join(words)}}]}
+    text = guard_tree(answer, RESPONSE, _output(policy, "redacting"), input_side.for_output(),
+                      restore=frozenset({"email"})).body["choices"][0]["message"]["content"]
+    assert all(v in text for v in own)
+    assert not any(v in text for v in invented)
