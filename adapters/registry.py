@@ -16,9 +16,8 @@ from collections.abc import Iterable, Mapping
 import anyio
 
 from dsl import ast
+from dsl.catalog import PROVIDER_KINDS
 from engine.ports import Provider
-
-DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com/v1"}
 
 
 def _resolve(value: str, environ: Mapping[str, str]) -> str:
@@ -33,7 +32,7 @@ def build_provider(spec: ast.Provider, environ: Mapping[str, str] | None = None)
         env.get(spec.api_key_env) if spec.api_key_env else None
     )
     headers = {k: _resolve(v, env) for k, v in spec.headers}
-    base_url = spec.base_url or DEFAULT_BASE_URLS.get(spec.kind, "")
+    base_url = spec.base_url or PROVIDER_KINDS.get(spec.kind) or ""
     if spec.kind == "mock":
         from adapters.mock import MockProvider
 

@@ -190,8 +190,9 @@ class Smoke:
     def _chat_body(self, stream: bool) -> dict[str, Any]:
         if not self.model:
             raise CheckFailed("no chat model to call (pass --model)")
+        meta = {"source_service": "ghat-smoke", "operation": "smoke"}
         return {"model": self.model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 16,
-                "stream": stream, "ghat": {"metadata": {"source_service": "ghat-smoke", "operation": "smoke"}}}  # fmt: skip
+                "stream": stream, "ghat": {"metadata": meta}}  # fmt: skip
 
 
 def _status(r: httpx.Response, want: int) -> str:

@@ -74,3 +74,12 @@ DETECTOR_VARIABLES = {"topic": "topics", "category": "output_safety"}
 # conditions and kept in the request log: one list for the grammar, checker, codecs and log store.
 METADATA_FIELDS: tuple[str, ...] = ("workspace_id", "namespace_id", "source_service", "operation",
                                     "external_request_id")  # fmt: skip
+
+
+# Provider wire protocols (`provider x { kind … }`) and the base URL each defaults to: the checker, the
+# provider registry (adapters/registry.py) and the docs read this one table.
+PROVIDER_KINDS: dict[str, str | None] = {
+    "openai": "https://api.openai.com/v1",  # and every OpenAI-compatible upstream (vLLM, Ollama, Azure, …)
+    "anthropic": "https://api.anthropic.com/v1",
+    "mock": None,  # answers without a network: demos and tests
+}

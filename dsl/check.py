@@ -16,12 +16,11 @@ import jinja2.sandbox
 import re2
 
 from dsl import ast, rules
-from dsl.catalog import BUILTINS, ENV_NAME, MESSAGE_VARIABLES
+from dsl.catalog import BUILTINS, ENV_NAME, MESSAGE_VARIABLES, PROVIDER_KINDS
 from dsl.diagnostics import Diagnostic
 from dsl.resolve import Index
 
 Pass = Callable[[ast.PolicySet, Index], Iterator[Diagnostic]]
-PROVIDER_KINDS = ("openai", "anthropic", "mock")
 CAPTURABLE = ("prompts", "responses")  # what `capture` may keep in the request log, outside prod
 TEMPLATE_ENV = jinja2.sandbox.ImmutableSandboxedEnvironment(autoescape=False)
 

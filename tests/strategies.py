@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hypothesis import strategies as st
 
 from dsl import ast
-from dsl.catalog import BUILTINS, MESSAGE_VARIABLES
+from dsl.catalog import BUILTINS, MESSAGE_VARIABLES, PROVIDER_KINDS
 
 if TYPE_CHECKING:
     from engine.request import EvalContext, GatewayRequest
@@ -95,7 +95,6 @@ KEYWORDS = frozenset(
 )
 ENVS = ("prod", "dev", "staging")
 RATE_SCOPES: tuple[Literal["app", "key"], ...] = ("app", "key")
-PROVIDER_KINDS = ("openai", "anthropic", "mock")
 # Linear-time patterns that never match the empty string, each with a matching sample.
 PATTERNS = (
     ("TICKET-[0-9]{6}", "TICKET-123456"),
@@ -226,7 +225,7 @@ def providers(draw: st.DrawFn, name: str) -> ast.Provider:
     header_value = env_var.map(lambda v: "env." + v) | strings(8)
     return ast.Provider(
         name=name,
-        kind=draw(st.sampled_from(PROVIDER_KINDS)),
+        kind=draw(st.sampled_from(sorted(PROVIDER_KINDS))),
         base_url=draw(st.none() | st.just(f"https://{name}.example/v1")),
         api_key_env=draw(st.none() | env_var),
         headers=tuple(draw(st.lists(st.tuples(strings(6), header_value), max_size=2))),
