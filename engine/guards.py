@@ -20,6 +20,8 @@ from engine.detectors.base import Detector, Finding, ScanContext
 from engine.detectors.registry import build
 
 RANK = ast.ACTION_RANK
+CLEAN_MAX = 64  # longest text whose clean scan is remembered
+CLEAN_ENTRIES = 4096  # remembered per pipeline before the memory starts again
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,11 @@ class GuardPipeline:
     rules: tuple[GuardRule, ...]
     block_message: jinja2.Template | None = None
     app: str = ""
+    # Short texts no rule found anything in, per role: field names, tool names, enum-like values and ids
+    # recur on every request of an app, and every string of a body is a slot now (P13). Detectors are
+    # pure functions of (text, role) when there is no grounding, so a clean answer can be remembered.
+    # bench/RESULTS.md, "Every field": 17 of a typical body's 21 slots are such strings.
+    clean: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def enforcing(self) -> bool:
@@ -157,6 +164,9 @@ class GuardPipeline:
         self, context: ScanContext, text: str, rules: tuple[GuardRule, ...] | None = None
     ) -> list[Hit]:
         """Every finding of the rules (default: all) that read this role, with its action."""
+        remember = rules is None and not context.grounding and len(text) <= CLEAN_MAX
+        if remember and (context.role, text) in self.clean:
+            return []
         out: list[Hit] = []
         for rule in self.rules if rules is None else rules:
             if rule.roles is not None and context.role not in rule.roles:
@@ -165,6 +175,10 @@ class GuardPipeline:
                 action = rule.action_for(finding.type)
                 if action != "off":
                     out.append(Hit(rule, finding, action))
+        if remember and not out:
+            if len(self.clean) >= CLEAN_ENTRIES:
+                self.clean.clear()  # bounded: a burst of distinct ids cannot grow it without end
+            self.clean[(context.role, text)] = True
         return out
 
     def run(
