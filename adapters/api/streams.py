@@ -141,7 +141,7 @@ async def relay(
     strip = pipeline.enforcing
     choices: dict[int, _Choice] = {}
     context = ScanContext("output", grounding)
-    seen: dict[tuple[str, str], str] = {}  # top-level chunk strings repeat on every chunk: guard each once
+    seen: dict[tuple[str, str], str | None] = {}  # chunk-level strings repeat on every chunk: guard each once
 
     def make() -> tuple[StreamGuard | None, StreamRestorer | None]:
         return (StreamGuard(pipeline, redactor, context) if guarded else None,
@@ -170,15 +170,15 @@ async def relay(
             if key in ("choices", "usage", "object", "created"):
                 continue
             mark = (key, value if isinstance(value, str) else orjson.dumps(value).decode())
-            cached = seen.get(mark)
-            if cached is None:
+            if mark not in seen:
                 node, b = whole({key: value}, _DELTA_OTHER)
                 if b is not None:
                     return b
-                cached = seen[mark] = orjson.dumps(node).decode()
-            node = orjson.loads(cached)
-            chunk.pop(key)
-            chunk.update(node)
+                seen[mark] = None if node == {key: value} else orjson.dumps(node).decode()
+            changed = seen[mark]
+            if changed is not None:  # rewritten (a redacted value or key): put the guarded version in its place
+                chunk.pop(key)
+                chunk.update(orjson.loads(changed))
         return None
 
     async def release(c: _Choice, delta: JSON) -> bool:
