@@ -83,3 +83,8 @@ PROVIDER_KINDS: dict[str, str | None] = {
     "anthropic": "https://api.anthropic.com/v1",
     "mock": None,  # answers without a network: demos and tests
 }
+
+
+# The endpoints a request can come in on, as `when endpoint == …` names them; each has a codec in
+# adapters/codecs (CODECS, keyed by these names), and engine/request.py's `Endpoint` type lists the same.
+ENDPOINTS: tuple[str, ...] = ("chat", "embeddings")

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from dsl import ast
+from dsl.catalog import ENDPOINTS
 
-ENDPOINTS = ("chat", "embeddings")
 OTHER = "\x00other"  # the fresh representative: no policy string contains NUL
 STEP_BUDGET = 20_000
 

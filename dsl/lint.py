@@ -14,9 +14,9 @@ import jinja2
 import jinja2.meta
 
 from dsl import ast, rules
-from dsl.catalog import DETECTOR_VARIABLES
+from dsl.catalog import DETECTOR_VARIABLES, ENDPOINTS
 from dsl.check import TEMPLATE_ENV
-from dsl.conditions import ENDPOINTS, Domain, atoms, example, satisfy
+from dsl.conditions import Domain, atoms, example, satisfy
 from dsl.diagnostics import Diagnostic
 from dsl.resolve import Index
 

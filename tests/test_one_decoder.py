@@ -119,3 +119,14 @@ test "embedding injection" {{
     assert request_of_test(case.request).texts == decode(body, {}, "embeddings").texts
     code, _ = _engine(policy, body)
     assert code == "guardrail_prompt_injection_blocked"  # the server's answer, and so the test block's
+
+
+def test_every_endpoint_the_language_names_has_a_codec_and_a_route() -> None:
+    from typing import get_args
+
+    from adapters.codecs import CODECS
+    from dsl.catalog import ENDPOINTS
+    from engine.request import Endpoint
+
+    assert set(CODECS) == set(ENDPOINTS) == set(get_args(Endpoint))
+    assert len({c.path for c in CODECS.values()}) == len(CODECS)

@@ -1,6 +1,7 @@
 """Inbound dialect codecs: one per API ghat serves, each a body ↔ conversation translation.
 
-`ENDPOINTS` is the one list of what the gateway serves: the server's routes,
+`CODECS` is the one list of what the gateway serves (one entry per name of
+`dsl.catalog.ENDPOINTS`, checked by a test): the server's routes,
 `/v1/ghat/evaluate`, `ghat explain`, `ghat test` and `ghat replay` all decode
 a body through `decode`, so they cannot disagree about what a request says.
 """
