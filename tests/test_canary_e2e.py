@@ -187,3 +187,14 @@ def test_token_id_embeddings_are_decoded_guarded_and_refused_when_unreadable(gat
     assert leaks(sent) == [] and isinstance(sent["input"][0][0], int)
     r = _post(gateway, "/embeddings", {"model": "embed", "input": [10**9, 5]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "input"
+
+
+def test_a_provider_error_mid_stream_is_guarded_too(gateway: Gateway, fake_upstream: FakeUpstream) -> None:
+    first = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+             "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": None}]}
+    fake_upstream.fault("reply", chunks=[first, {"error": {"message": f"overloaded, ask {EMAIL} ({SECRET})"}}],
+                        stream=True)  # fmt: skip
+    r = _post(gateway, "/chat/completions", {"model": "chat", "stream": True,
+                                             "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+    assert r.status_code == 200 and '"error"' in r.text
+    assert SECRET not in r.text and EMAIL not in r.text and "[EMAIL_" in r.text

@@ -21,7 +21,7 @@ import anyio
 import orjson
 
 from adapters.api.responses import Exchange, Receive, error_body
-from adapters.codecs.openai_chat import CHUNK_STRUCTURAL, DELTA_CALLS, DELTA_ROLES
+from adapters.codecs.openai_chat import CHUNK_STRUCTURAL, DELTA_CALLS, DELTA_ROLES, ERROR_SHAPE
 from engine.conversation import Free, guard_tree
 from engine.detectors.base import ScanContext
 from engine.errors import guardrail_blocked
@@ -297,7 +297,11 @@ async def relay(
                     raise route.expired()
             except ProviderError as err:
                 result.error_code, result.status = err.code, err.status
-                await ex.event(error_body(err.code, err.status, err.message))
+                message, b = whole(err.message, ERROR_SHAPE) if guarded else (err.message, None)
+                if b is not None:
+                    message = (f"The provider's stream failed ({err.status}); "
+                               "its message was withheld by the output guardrails.")
+                await ex.event(error_body(err.code, err.status, message))
             if result.error_code is not None:
                 await ex.end_stream(done=False)
             tg.cancel_scope.cancel()
