@@ -29,6 +29,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="share rate limits through Redis (default: in memory, per process)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    p.add_argument("--max-header-bytes", type=int, default=32_768,
+                   help="largest request line plus headers, in bytes (else 431 and close)")
     p.add_argument("--keep-alive", type=int, default=5, help="idle keep-alive timeout, whole seconds")
     p.add_argument("--header-timeout", type=float, default=10.0,
                    help="seconds a client has to send its request headers (else 408 and close)")
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         redis_url=args.redis_url, max_body_bytes=args.max_body_bytes, watch=not args.no_watch,
         otlp_endpoint=args.otlp_endpoint or otlp_endpoint_from_env(),
         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
+        max_header_bytes=args.max_header_bytes,
     )  # fmt: skip
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
     loop = "uvloop" if sys.platform != "win32" else "asyncio"

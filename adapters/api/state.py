@@ -89,6 +89,7 @@ class Settings:
     otlp_endpoint: str | None = None  # OpenTelemetry traces over OTLP/HTTP when set
     header_timeout_s: float = 10.0  # a client must send its request headers within this (slowloris)
     body_timeout_s: float = 30.0  # and its body within this, once the headers are in
+    max_header_bytes: int = 32_768  # request line + headers, else 431 (adapters/api/protocol.py)
 
     @classmethod
     def from_env(cls) -> Settings | None:
