@@ -127,7 +127,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, fake_upstream_server: FakeUpst
     up = fake_upstream_server
     up.reset()
     gw = start_gateway(tmp_path_factory.mktemp("hostile"), up.url, apps=(APP,), policy=POLICY)
-    seen: dict[str, httpx.Response] = {}
+    seen: dict[str, httpx.Response | httpx.TransportError] = {}
     try:
         for name, (model, stream, rule) in CASES.items():
             up.fault(times=1, **rule)
