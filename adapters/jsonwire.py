@@ -12,8 +12,9 @@ surrogate escapes (`"\\ud800"` is not a Unicode character: it could not be
 stored, logged or sent on), no `NaN` / `Infinity` (not JSON; `json` would
 turn them into floats that go out as `null`), no number that overflows a
 double, and no integer outside the signed 64-bit range. orjson refuses the
-first three itself; the last is checked only when the text holds a run of 19
-digits, so an ordinary body pays nothing for it. A refusal is a ValueError
+first three itself; the last is checked (with the standard library, whose
+integers are exact) only when the text holds a run of 19 digits, so an
+ordinary body pays nothing for it. A refusal is a ValueError
 whose message says what was wrong and where.
 """
 
@@ -80,9 +81,14 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     except orjson.JSONDecodeError as exc:
         raise ValueError(_refusal(data, exc)) from None
     digits = _LONG_DIGITS_STR if isinstance(data, str) else _LONG_DIGITS
-    if digits.search(data) is not None and _wide_int(obj):  # type: ignore[arg-type]
+    if digits.search(data) is not None and _wide_int(_exact(data)):  # type: ignore[arg-type]
         raise ValueError("an integer is outside the signed 64-bit range")
     return obj
+
+
+def _exact(data: bytes | bytearray | memoryview | str) -> Any:
+    """The text parsed with exact integers (orjson turns one past 64 bits into a float, silently)."""
+    return json.loads(bytes(data) if isinstance(data, memoryview) else data)
 
 
 def dumps(obj: Any) -> bytes:
