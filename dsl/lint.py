@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-import jinja2
-import jinja2.meta
-
 from dsl import ast, rules
 from dsl.catalog import DETECTOR_VARIABLES
-from dsl.check import TEMPLATE_ENV
 from dsl.conditions import ENDPOINTS, Domain, atoms, example, satisfy
 from dsl.diagnostics import Diagnostic
 from dsl.resolve import Index
+from dsl.template import TemplateError
+from dsl.template import parse as parse_template
 
 Pass = Callable[[ast.PolicySet, Index], Iterator[Diagnostic]]
 
@@ -141,9 +139,9 @@ def guards(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
 def _empty_variables(template: str, span: ast.Span, detectors: list[str]) -> Iterator[Diagnostic]:
     """`{{ topic }}` and `{{ category }}` are set only when their own detector blocks; elsewhere they are empty."""
     try:
-        used = jinja2.meta.find_undeclared_variables(TEMPLATE_ENV.parse(template))
-    except jinja2.TemplateSyntaxError:
-        return  # E308 reports it
+        used = parse_template(template).variables
+    except TemplateError:
+        return  # E308 or E309 reports it
     for variable in sorted(used):
         owner = DETECTOR_VARIABLES.get(variable)
         others = [d for d in dict.fromkeys(detectors) if owner is not None and d != owner]

@@ -99,6 +99,9 @@ TEMPLATE_VAR = _rule(
     "E307", "template/unknown-variable", "error", "a message template uses a variable that is not provided"
 )
 TEMPLATE_SYNTAX = _rule("E308", "template/syntax", "error", "a message template that does not parse")
+TEMPLATE_LOGIC = _rule(
+    "E309", "template/not-substitution", "error", "a message that does more than substitute `{{ variable }}`"
+)
 GUARD_DUPLICATE = _rule(
     "W301", "guardrail/duplicate-guard", "warning", "one detector named twice in one block; the strictest wins"
 )

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import jinja2
 import re2
 
 from dsl import ast
 from dsl.catalog import BUILTINS
-from dsl.check import TEMPLATE_ENV
+from dsl.template import Template, parse
 from engine.detectors.base import Detector, Finding, ScanContext
 from engine.detectors.registry import build
 
@@ -33,7 +32,7 @@ class GuardRule:
     selected: frozenset[str] | None  # None: every type the detector reports
     shadow: bool
     restore: bool
-    message: jinja2.Template | None
+    message: Template | None
     span: ast.Span
     roles: frozenset[str] | None = None  # message roles this rule reads; None: all
 
@@ -123,7 +122,7 @@ class GuardResult:
 class GuardPipeline:
     direction: ast.Direction
     rules: tuple[GuardRule, ...]
-    block_message: jinja2.Template | None = None
+    block_message: Template | None = None
     app: str = ""
 
     @property
@@ -190,10 +189,7 @@ class GuardPipeline:
             "category": finding.detail if rule.name == "output_safety" else "",
             "direction": self.direction,
         }  # fmt: skip
-        try:
-            return template.render(values)
-        except jinja2.TemplateError:
-            return f"The {self.direction} was blocked by the {rule.name} guardrail."
+        return template.render(values)  # substitution only, bounded in size (dsl/template.py)
 
 
 _TAG = re2.compile(r"\[([A-Z0-9_]+)_([0-9]+)\]")
@@ -263,7 +259,7 @@ def compile_pipeline(
     rules: list[GuardRule] = []
     for name, guards in merged.items():
         rules.append(_merge(name, guards, custom, app_shadow))
-    message = TEMPLATE_ENV.from_string(block.message) if block.message else None
+    message = parse(block.message) if block.message else None
     return GuardPipeline(direction, tuple(rules), message, app_name)
 
 
@@ -301,7 +297,7 @@ def _merge(
         selected=None if untyped else frozenset(by_type),
         shadow=app_shadow or all(g.shadow for g in guards),
         restore=combined.restore,
-        message=TEMPLATE_ENV.from_string(message_src) if message_src else None,
+        message=parse(message_src) if message_src else None,
         span=guards[0].span,
         roles=BUILTINS[name].roles if name in BUILTINS else None,
     )
