@@ -153,6 +153,9 @@ WHEN_ALWAYS = _rule("W404", "when/always-matches", "note", "a `when` condition e
 
 # Lint: security.
 LITERAL_API_KEY = _rule("W501", "security/literal-api-key", "warning", "a provider's api_key written into the policy")
+UNSET_ENV = _rule(
+    "W502", "security/unset-env", "warning", "an `env.` reference to a variable that is not set (an error at serve)"
+)
 PROD_CAPTURE = _rule(
     "E501",
     "security/capture-in-prod",
