@@ -92,7 +92,7 @@ CASES: dict[str, tuple[str, bool, dict[str, Any]]] = {
                                  "headers": {"location": "/v1/elsewhere"}}),
     "embed_data_items": ("embed", False, {"kind": "reply", "body": {"object": "list", "data": [1, 2]}}),
     "stream_usage_huge": ("chat", True, {"kind": "events", "events": [
-        _sse(FIRST), _sse(LAST), _sse(_chunk([], usage={"prompt_tokens": 10**30, "completion_tokens": 2})),
+        _sse(FIRST), _sse(LAST), _sse(_chunk([], usage={"prompt_tokens": 1e30, "completion_tokens": 2})),
         "data: [DONE]\n\n"]}),
     "stream_choices_mid": ("chat", True, {"kind": "events", "events": [
         _sse(FIRST), _sse(_chunk("lo")), _sse(LAST), "data: [DONE]\n\n"]}),
@@ -223,3 +223,17 @@ def test_a_redirect_is_not_followed(run: dict[str, Any]) -> None:
 def test_the_gateway_keeps_serving_and_shuts_down_cleanly(run: dict[str, Any]) -> None:
     assert _got(run, "after").status_code == 200
     assert "Traceback" not in run["log"], run["log"][-3000:]
+
+
+def test_ghat_usage_reports_the_untrusted_requests(run: dict[str, Any]) -> None:
+    def usage(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "cli.main", "usage", *args, "--data-dir", str(run["data_dir"])],
+                             cwd=ROOT, capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    report = json.loads(usage("--format", "json"))
+    overall = report["groups"][-1]["current"]
+    assert overall["untrusted_usage"] == 4  # usage_abc, usage_huge, claude_usage_abc, stream_usage_huge
+    assert overall["tokens_in"] < 2**31 and overall["cost_usd"] < 1.0
+    assert "4 request(s) with untrusted provider usage" in usage()
