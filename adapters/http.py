@@ -144,7 +144,7 @@ def malformed(provider: str, what: str) -> ProviderError:
 def loads_object(provider: str, content: bytes) -> JSON:
     """A JSON object from an upstream body, or a `malformed` ProviderError."""
     try:
-        data = loads(content)
+        data = loads(content, int64=False)
     except ValueError:
         raise malformed(provider, "invalid JSON") from None
     if not isinstance(data, dict):
@@ -155,7 +155,7 @@ def loads_object(provider: str, content: bytes) -> JSON:
 def json_event(provider: str, data: str | bytes) -> dict[str, Any]:
     """One SSE data payload as a JSON object, or `malformed`."""
     try:
-        obj = loads(data)
+        obj = loads(data, int64=False)
     except ValueError:
         raise malformed(provider, "invalid JSON in stream event") from None
     if not isinstance(obj, dict):
