@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.base import JSON, ProviderError
 from adapters.http import Upstream, json_event, loads_object, malformed, stream_cut
-from adapters.jsonwire import dumps
+from adapters.jsonwire import dumps, loads
 from adapters.replies import MAX_CHOICES, invalid_reply
 from engine.decision import Candidate
 from engine.usage import token_count
@@ -74,9 +74,11 @@ def to_messages(body: JSON) -> JSON:
             blocks = _blocks(m.get("content"))
             for call in m.get("tool_calls") or ():
                 fn = call.get("function") or {}
-                try:
-                    args = json.loads(fn.get("arguments") or "{}")
-                except ValueError:
+                try:  # strict: a lone surrogate escaped inside the arguments text must not go upstream either
+                    args = loads(fn.get("arguments") or "{}")
+                except (ValueError, TypeError, RecursionError):
+                    args = {}
+                if not isinstance(args, dict):
                     args = {}
                 blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""),
                                "input": args})

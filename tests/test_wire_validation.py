@@ -97,3 +97,14 @@ def test_values_that_are_not_counts(value: Any) -> None:
 def test_retry_after_is_always_bounded(value: str) -> None:
     got = parse_retry_after(value)
     assert got is None or (math.isfinite(got) and 0.0 <= got <= MAX_RETRY_AFTER_S)
+
+
+@pytest.mark.parametrize("arguments", ['{"a": "\\ud800"}', "[1, 2]", "NaN", '{"n": 1e400}'])
+def test_tool_arguments_translated_for_anthropic_carry_nothing_unsendable(arguments: str) -> None:
+    from adapters.anthropic import to_messages
+
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    out = to_messages({"model": "m", "messages": [{"role": "assistant", "content": None, "tool_calls": [call]}]})
+    block = out["messages"][0]["content"][0]
+    assert block["type"] == "tool_use" and block["input"] == {}
+    dumps(out).decode("utf-8")  # orjson writes it: no lone surrogate, no NaN
