@@ -77,12 +77,12 @@ def test_reply_checks_raise_only_upstream_error(reply: Any) -> None:
 @given(st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens"]), _any_json, max_size=2),
        st.one_of(st.none(), _any_json))
 def test_usage_never_raises_and_is_untrusted_exactly_when_a_count_is_bad(usage: dict[str, Any], details: Any) -> None:
+    bad = any(token_count(v) is None for v in usage.values()) or (
+        details is not None and token_count(details) is None)
     if details is not None:
         usage["prompt_tokens_details"] = {"cached_tokens": details}
     u = reported_usage({"usage": usage})
     assert u is not None
-    bad = any(token_count(v) is None for v in usage.values()) or (
-        details is not None and token_count(details) is None)
     assert (u.source == "untrusted") == bad
     for n in (u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.reasoning_tokens):
         assert 0 <= n <= MAX_TOKENS_REPORTED
