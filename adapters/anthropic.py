@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from adapters.http import Upstream, json_event, loads_object, malformed, stream_cut
-from adapters.jsonwire import dumps
+from adapters.jsonwire import dumps, loads
+from adapters.replies import MAX_CHOICES, invalid_reply
 from engine.decision import Candidate
 from engine.ports import JSON, ProviderError
+from engine.usage import token_count
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; OpenAI callers often omit it
@@ -72,9 +74,11 @@ def to_messages(body: JSON) -> JSON:
             blocks = _blocks(m.get("content"))
             for call in m.get("tool_calls") or ():
                 fn = call.get("function") or {}
-                try:
-                    args = json.loads(fn.get("arguments") or "{}")
-                except ValueError:
+                try:  # strict: a lone surrogate escaped inside the arguments text must not go upstream either
+                    args = loads(fn.get("arguments") or "{}")
+                except (ValueError, TypeError, RecursionError):
+                    args = {}
+                if not isinstance(args, dict):
                     args = {}
                 blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""),
                                "input": args})
@@ -112,35 +116,78 @@ def to_messages(body: JSON) -> JSON:
 
 # ── responses ───────────────────────────────────────────────────────────
 def usage_to_openai(u: Mapping[str, Any]) -> JSON:
-    """Anthropic usage → OpenAI's: cache reads and writes are part of the prompt, reads also reported apart."""
-    read = int(u.get("cache_read_input_tokens") or 0)
-    prompt = int(u.get("input_tokens") or 0) + read + int(u.get("cache_creation_input_tokens") or 0)
-    completion = int(u.get("output_tokens") or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": read}}
+    """Anthropic usage → OpenAI's: cache reads and writes are part of the prompt, reads also reported apart.
+
+    A count that is not a count is carried over as the provider sent it, so
+    `engine/usage.py` marks the usage untrusted instead of this adding a
+    string to a number (which was a 500 after a billed call).
+    """
+    raw = {k: u.get(k) for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                                 "output_tokens")}  # fmt: skip
+    counts = {k: token_count(v) for k, v in raw.items()}
+    bad = next((raw[k] for k, n in counts.items() if n is None), None)
+    read = counts["cache_read_input_tokens"]
+    prompt: Any = bad if None in (counts["input_tokens"], read, counts["cache_creation_input_tokens"]) else (
+        counts["input_tokens"] + read + counts["cache_creation_input_tokens"])  # type: ignore[operator]
+    completion: Any = raw["output_tokens"] if counts["output_tokens"] is None else counts["output_tokens"]
+    total: Any = prompt + completion if type(prompt) is int and type(completion) is int else None
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total,
+            "prompt_tokens_details": {"cached_tokens": raw["cache_read_input_tokens"] if read is None else read}}
 
 
-def from_message(msg: JSON) -> JSON:
-    """An Anthropic message → an OpenAI chat.completion."""
+def _str(provider: str, obj: JSON, key: str, where: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise invalid_reply(provider, f"{where}.{key} is {type(value).__name__}, not a string")
+    return value
+
+
+def _obj(provider: str, obj: JSON, key: str, where: str) -> JSON:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_reply(provider, f"{where}.{key} is {type(value).__name__}, not an object")
+    return value
+
+
+def _block_index(provider: str, ev: JSON) -> int:
+    index = ev.get("index", 0)
+    if type(index) is not int or not 0 <= index < MAX_CHOICES * 64:
+        raise invalid_reply(provider, f"{ev.get('type')} index is {index!r:.40}, not a block index")
+    return index
+
+
+def from_message(msg: JSON, provider: str = "anthropic") -> JSON:
+    """An Anthropic message → an OpenAI chat.completion (fields of the wrong type: `invalid_reply`)."""
     text: list[str] = []
     calls: list[JSON] = []
-    for b in msg.get("content") or ():
+    content = msg.get("content") or []
+    if not isinstance(content, list):
+        raise invalid_reply(provider, f"content is {type(content).__name__}, not a list")
+    for i, b in enumerate(content):
+        if not isinstance(b, dict):
+            raise invalid_reply(provider, f"content[{i}] is {type(b).__name__}, not an object")
         if b.get("type") == "text":
-            text.append(str(b.get("text", "")))
+            text.append(_str(provider, b, "text", f"content[{i}]"))
         elif b.get("type") == "tool_use":
-            calls.append({"id": b.get("id", ""), "type": "function",
-                          "function": {"name": b.get("name", ""), "arguments": json.dumps(b.get("input") or {})}})
+            args = _obj(provider, b, "input", f"content[{i}]")
+            calls.append({"id": _str(provider, b, "id", f"content[{i}]"), "type": "function",
+                          "function": {"name": _str(provider, b, "name", f"content[{i}]"),
+                                       "arguments": json.dumps(args)}})  # fmt: skip
     message: JSON = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
+    stop = _str(provider, msg, "stop_reason", "message")
     return {
-        "id": msg.get("id", ""),
+        "id": _str(provider, msg, "id", "message"),
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": msg.get("model", ""),
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": STOP_REASONS.get(str(msg.get("stop_reason")), "stop")}],
-        "usage": usage_to_openai(msg.get("usage") or {}),
+        "model": _str(provider, msg, "model", "message"),
+        "choices": [{"index": 0, "message": message, "finish_reason": STOP_REASONS.get(stop, "stop")}],
+        "usage": usage_to_openai(_obj(provider, msg, "usage", "message")),
     }
 
 
@@ -175,7 +222,7 @@ class AnthropicProvider:
         msg = loads_object(self.name, await self._http.post("/messages", self._payload(body, False), timeout_s))
         if msg.get("type") != "message":
             raise malformed(self.name, "not a message")
-        return from_message(msg)
+        return from_message(msg, self.name)
 
     async def chat_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
         """Anthropic events → OpenAI chunks, ending with a usage chunk (as OpenAI's include_usage does)."""
@@ -212,28 +259,35 @@ async def _translate(provider: str, events: AsyncIterator[tuple[str, bytes]]) ->
         ev = json_event(provider, data)
         kind = ev.get("type", name)
         if kind == "message_start":
-            msg = ev.get("message") or {}
-            base["id"], base["model"] = msg.get("id", ""), msg.get("model", "")
-            usage.update(msg.get("usage") or {})
+            msg = _obj(provider, ev, "message", "message_start")
+            base["id"] = _str(provider, msg, "id", "message_start.message")
+            base["model"] = _str(provider, msg, "model", "message_start.message")
+            usage.update(_obj(provider, msg, "usage", "message_start.message"))
             yield chunk({"role": "assistant", "content": ""})
         elif kind == "content_block_start":
-            block = ev.get("content_block") or {}
+            block = _obj(provider, ev, "content_block", "content_block_start")
+            index = _block_index(provider, ev)
             if block.get("type") == "tool_use":
-                i = tools[int(ev.get("index", 0))] = len(tools)
-                yield chunk({"tool_calls": [{"index": i, "id": block.get("id", ""), "type": "function",
-                                             "function": {"name": block.get("name", ""), "arguments": ""}}]})
-            elif block.get("type") == "text" and block.get("text"):
-                yield chunk({"content": block["text"]})
+                i = tools[index] = len(tools)
+                yield chunk({"tool_calls": [{"index": i, "id": _str(provider, block, "id", "content_block"),
+                                             "type": "function", "function": {
+                                                 "name": _str(provider, block, "name", "content_block"),
+                                                 "arguments": ""}}]})  # fmt: skip
+            elif block.get("type") == "text":
+                text = _str(provider, block, "text", "content_block")
+                if text:
+                    yield chunk({"content": text})
         elif kind == "content_block_delta":
-            delta = ev.get("delta") or {}
+            delta = _obj(provider, ev, "delta", "content_block_delta")
+            index = _block_index(provider, ev)
             if delta.get("type") == "text_delta":
-                yield chunk({"content": delta.get("text", "")})
-            elif delta.get("type") == "input_json_delta" and int(ev.get("index", 0)) in tools:
-                i = tools[int(ev.get("index", 0))]
-                yield chunk({"tool_calls": [{"index": i, "function": {"arguments": delta.get("partial_json", "")}}]})
+                yield chunk({"content": _str(provider, delta, "text", "content_block_delta.delta")})
+            elif delta.get("type") == "input_json_delta" and index in tools:
+                partial = _str(provider, delta, "partial_json", "content_block_delta.delta")
+                yield chunk({"tool_calls": [{"index": tools[index], "function": {"arguments": partial}}]})
         elif kind == "message_delta":
-            usage.update({k: v for k, v in (ev.get("usage") or {}).items() if v is not None})
-            reason = (ev.get("delta") or {}).get("stop_reason")
+            usage.update({k: v for k, v in _obj(provider, ev, "usage", "message_delta").items() if v is not None})
+            reason = _str(provider, _obj(provider, ev, "delta", "message_delta"), "stop_reason", "message_delta")
             if reason:
                 finish = STOP_REASONS.get(reason, "stop")
                 yield chunk({}, finish)
@@ -243,8 +297,9 @@ async def _translate(provider: str, events: AsyncIterator[tuple[str, bytes]]) ->
             yield {**base, "choices": [], "usage": usage_to_openai(usage)}
             return
         elif kind == "error":
-            err = ev.get("error") or {}
+            err = _obj(provider, ev, "error", "error")
             etype = str(err.get("type", ""))
-            raise ProviderError(f"{provider}: upstream error in stream: {err.get('message', etype)}", status=503,
-                                code="route_unavailable", retryable=etype in ("overloaded_error", "api_error"))
+            raise ProviderError(f"{provider}: upstream error in stream: {str(err.get('message', etype))[:500]}",
+                                status=503, code="route_unavailable",
+                                retryable=etype in ("overloaded_error", "api_error"))  # fmt: skip
     raise stream_cut(provider)

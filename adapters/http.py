@@ -44,28 +44,29 @@ DEFAULT_TIMEOUT_S = 60.0
 MAX_HEADER_BYTES = 32_768  # one upstream header line (aiohttp's default, 8 190, is below what h11 allowed)
 DRAIN_S = 0.5  # how long to wait for the end of a stream's body once its last event is in hand
 _MAX_ERROR_MESSAGE = 500
+MAX_RETRY_AFTER_S = 3600.0  # the longest wait a provider's Retry-After can ask of the router and the caller
 # What the client must not be told apart by: a lost connection mid-body, a refused connect, a bad status line.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """`Retry-After` as seconds from now: either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    """`Retry-After` as seconds from now, within [0, MAX_RETRY_AFTER_S]: delta-seconds or an HTTP date (RFC 9110
+    §10.2.3). A provider's header is not trusted: `inf`, `1e999`, a date in the year 9999 are clamped, a date in
+    the past, a negative number or NaN mean at once, and what is neither form is ignored (None)."""
     if not value:
         return None
     value = value.strip()
     try:
-        seconds = float(value)
+        seconds = float(value)  # delta-seconds; also `inf`, `nan`, `-5`, `1e999`, which are clamped below
     except ValueError:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds or seconds < 0:  # NaN or in the past: retry at once
+    if not seconds > 0:  # in the past, negative or NaN: at once
         return 0.0
-    return seconds
+    return min(seconds, MAX_RETRY_AFTER_S)
 
 
 def _upstream_message(provider: str, status: int, reason: str, content: bytes) -> str:
@@ -95,10 +96,17 @@ def status_error(
     """Map an upstream HTTP error to our vocabulary (P8: 408, 429 and 5xx are retryable).
 
     Retryable failures carry `route_unavailable`/503: that is what the caller
-    sees if no candidate is left. A client-side 4xx (400, 404, 413, 422) is the
+    sees if no candidate is left. A redirect (3xx) is never followed: it would
+    send the body, prompts and all, to a host the policy's `providers` never
+    named; it is `upstream_error`, not retried. A client-side 4xx (400, 404, 413, 422) is the
     request's fault and surfaces as `invalid_request` with its status; 401/403
     mean our provider key is wrong, which the caller cannot fix: 502.
     """
+    if 300 <= status < 400:  # never followed: the body would go to a host the policy never named
+        where = (headers or {}).get("location", "")[:200]
+        return ProviderError(f"{provider}: upstream answered {status} (a redirect to {where or 'nowhere'}); "
+                             "ghat does not follow redirects: set the provider's base_url to the final URL",
+                             status=502, code="upstream_error", upstream_status=status)  # fmt: skip
     message = _upstream_message(provider, status, reason, content)
     if status in RETRYABLE_STATUS or status >= 500:
         return ProviderError(
@@ -136,7 +144,7 @@ def malformed(provider: str, what: str) -> ProviderError:
 def loads_object(provider: str, content: bytes) -> JSON:
     """A JSON object from an upstream body, or a `malformed` ProviderError."""
     try:
-        data = loads(content)
+        data = loads(content, int64=False)
     except ValueError:
         raise malformed(provider, "invalid JSON") from None
     if not isinstance(data, dict):
@@ -147,7 +155,7 @@ def loads_object(provider: str, content: bytes) -> JSON:
 def json_event(provider: str, data: str | bytes) -> dict[str, Any]:
     """One SSE data payload as a JSON object, or `malformed`."""
     try:
-        obj = loads(data)
+        obj = loads(data, int64=False)
     except ValueError:
         raise malformed(provider, "invalid JSON in stream event") from None
     if not isinstance(obj, dict):
@@ -332,11 +340,12 @@ class Upstream:
         """The body of a 2xx answer; an error status, a timeout or a broken connection as `ProviderError`."""
         try:
             async with self._client().post(
-                self._url(path), data=body, timeout=self._timeout(timeout_s), proxy=self._proxy
+                self._url(path), data=body, timeout=self._timeout(timeout_s), proxy=self._proxy,
+                allow_redirects=False,
             ) as resp:
                 content = await resp.read()
                 status = resp.status
-                if status >= 400:
+                if status >= 300:
                     raise status_error(self.provider, status, content, resp.headers, resp.reason or "")
                 return content
         except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
@@ -358,12 +367,13 @@ class Upstream:
         """
         try:
             resp = await self._client().post(
-                self._url(path), data=body, timeout=self._timeout(timeout_s), proxy=self._proxy
+                self._url(path), data=body, timeout=self._timeout(timeout_s), proxy=self._proxy,
+                allow_redirects=False,
             )
         except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
             raise transport_error(self.provider, exc) from None
         try:
-            if resp.status >= 400:
+            if resp.status >= 300:
                 try:
                     content = await resp.read()
                 except (*_TRANSPORT_ERRORS, TimeoutError) as exc:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from adapters.http import Upstream, json_event, loads_object, malformed, stream_cut
 from adapters.jsonwire import dumps
+from adapters.replies import check_chunk, check_completion, check_embeddings
 from engine.decision import Candidate
 from engine.ports import JSON, ProviderError
 
@@ -41,18 +42,18 @@ class OpenAIProvider:
         self._http = Upstream(name, urlunsplit(parts._replace(query="")), sent, timeout_s, params or None)
 
     async def chat(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
-        """A chat completion; a 200 without `choices` is malformed, whatever else it holds."""
+        """A chat completion; a 200 without `choices` is malformed, one with fields of the wrong type invalid."""
         data = loads_object(self.name, await self._http.post("/chat/completions", dumps(body), timeout_s))
-        if not isinstance(data.get("choices"), list):
+        if data.get("choices") is None:
             raise malformed(self.name, _error_text(data) or "no choices")
-        return data
+        return check_completion(self.name, data)
 
     async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
-        """Embeddings; a 200 without `data` is malformed."""
+        """Embeddings; a 200 without `data` is malformed, one with fields of the wrong type invalid."""
         data = loads_object(self.name, await self._http.post("/embeddings", dumps(body), timeout_s))
-        if not isinstance(data.get("data"), list):
+        if data.get("data") is None:
             raise malformed(self.name, _error_text(data) or "no data")
-        return data
+        return check_embeddings(self.name, data)
 
     async def chat_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
         """Chunks as upstream sends them, plus the final usage chunk we always ask for.
@@ -76,9 +77,10 @@ class OpenAIProvider:
                         f"{self.name}: upstream error in stream: {_error_text(obj)}",
                         status=502, code="upstream_error", retryable=True,
                     )
+                check_chunk(self.name, obj)  # a chunk of the wrong shape ends the stream with an error
                 if not finished:
                     for choice in obj.get("choices") or ():
-                        if isinstance(choice, dict) and choice.get("finish_reason"):
+                        if choice.get("finish_reason"):
                             finished = True
                 yield obj
         finally:

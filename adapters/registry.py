@@ -1,10 +1,12 @@
 """Providers from policy: one adapter (and one pooled client) per `provider` block.
 
 Secrets are read from the environment here, once, when the providers are
-built (at start and on reload) — never per request and never logged. A
-missing key variable is not an error at build time: the mock and keyless
-local upstreams (Ollama, vLLM) need none, and an upstream that does will
-answer 401, which surfaces as `upstream_error` naming the provider.
+built (at start and on reload) — never per request and never logged. An
+`env.` reference to a variable that is not set is an error (`unset_env_errors`)
+for every provider an app of the served environment can reach: requests would
+otherwise go out with no credentials. The server refuses to start on it, and a
+reload that brings one in keeps the previous policy serving. Providers no
+served app can reach are not checked (`make serve` needs no OpenAI key).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import anyio
 
 from dsl import ast
 from dsl.catalog import PROVIDER_KINDS
+from dsl.diagnostics import Diagnostic
+from dsl.lint import unset_env
+from engine.compiler import CompiledPolicy, Plan
 from engine.ports import Provider
 
 
@@ -51,6 +56,30 @@ def build_provider(spec: ast.Provider, environ: Mapping[str, str] | None = None)
 def build_providers(specs: Mapping[str, ast.Provider], environ: Mapping[str, str] | None = None) -> dict[str, Provider]:
     """Every provider of a compiled policy, keyed by name (`CompiledPolicy.providers`)."""
     return {name: build_provider(spec, environ) for name, spec in specs.items()}
+
+
+def reachable_providers(policy: CompiledPolicy) -> set[str]:
+    """Every provider some app of the compiled environment can dispatch to: primaries, splits and fallbacks."""
+    out: set[str] = set()
+    stack: list[Plan] = [plan for app in policy.apps.values() for plan in app.plans.values()]
+    while stack:
+        for segment in stack.pop().segments:
+            if isinstance(segment, tuple):
+                out.update(c.provider for c in segment)
+            else:
+                stack.extend(segment.members)
+    return out
+
+
+def unset_env_errors(policy: CompiledPolicy, environ: Mapping[str, str] | None = None) -> list[Diagnostic]:
+    """`security/unset-env` as errors, for the reachable providers whose `env.` variables are not set."""
+    env = os.environ if environ is None else environ
+    out: list[Diagnostic] = []
+    for name in sorted(reachable_providers(policy)):
+        spec = policy.providers.get(name)
+        if spec is not None and spec.kind != "mock":
+            out.extend(d.with_level("error") for d in unset_env(spec, env))
+    return out
 
 
 async def close_providers(providers: Iterable[Provider]) -> None:

@@ -66,6 +66,7 @@ class Group:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     guardrail_hits: int = 0
+    untrusted_usage: int = 0  # records whose provider reported counts that were not counts (engine/usage.py)
     total_ms: list[float] = field(default_factory=list)
     overhead_ms: list[float] = field(default_factory=list)
     providers: Counter[str] = field(default_factory=Counter)
@@ -84,6 +85,8 @@ class Group:
         self.completion_tokens += r.completion_tokens
         self.cost_usd += r.cost_usd
         self.guardrail_hits += sum(g.count for g in r.guardrails)
+        if r.usage_source == "untrusted":
+            self.untrusted_usage += 1
         if "total" in r.timings_ms:
             self.total_ms.append(r.timings_ms["total"])
         if "overhead" in r.timings_ms:
@@ -107,6 +110,7 @@ class Group:
             "fallback_rate": self.fallbacks / n,
             "provider_mix": {k: v / served for k, v in self.providers.most_common()},
             "guardrail_hits": self.guardrail_hits,
+            "untrusted_usage": self.untrusted_usage,
         }
 
 
@@ -251,7 +255,12 @@ def render_table(report: dict[str, Any]) -> str:
             _pct(s["fallback_rate"]), str(s["guardrail_hits"]),
             " ".join(f"{k} {v * 100:.0f}%" for k, v in s["provider_mix"].items()) or "-",
         ])  # fmt: skip
-    return _align([head, *rows])
+    table = _align([head, *rows])
+    untrusted = report["groups"][-1]["current"].get("untrusted_usage", 0) if report["groups"] else 0
+    if untrusted:
+        table += (f"note: {untrusted} request(s) with untrusted provider usage: counts that were not counts were "
+                  "taken as 0, so their tokens and cost are lower bounds (usage_source in their records)\n")
+    return table
 
 
 def _compare_table(report: dict[str, Any]) -> str:

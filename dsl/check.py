@@ -10,19 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 
-import jinja2
-import jinja2.meta
-import jinja2.sandbox
 import re2
 
-from dsl import ast, rules
+from dsl import ast, rules, template
 from dsl.catalog import BUILTINS, ENV_NAME, MESSAGE_VARIABLES, PROVIDER_KINDS
 from dsl.diagnostics import Diagnostic
 from dsl.resolve import Index
 
 Pass = Callable[[ast.PolicySet, Index], Iterator[Diagnostic]]
 CAPTURABLE = ("prompts", "responses")  # what `capture` may keep in the request log, outside prod
-TEMPLATE_ENV = jinja2.sandbox.ImmutableSandboxedEnvironment(autoescape=False)
 
 
 def duplicates(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
@@ -236,13 +232,17 @@ def _guard_options(guard: ast.Guard, direction: str, builtin: object) -> Iterato
                                     'write topics ["legal advice", "medical diagnosis"] block')  # fmt: skip
 
 
+_TEMPLATE_RULES = {"syntax": rules.TEMPLATE_SYNTAX, "not-substitution": rules.TEMPLATE_LOGIC}
+
+
 def _template(source: str, span: ast.Span) -> Iterator[Diagnostic]:
+    """A message is text with `{{ variable }}` placeholders (dsl/template.py); anything more is refused here."""
     try:
-        parsed = TEMPLATE_ENV.parse(source)
-    except jinja2.TemplateSyntaxError as exc:
-        yield rules.TEMPLATE_SYNTAX.at(span, f"message template does not parse: {exc.message}")
+        parsed = template.parse(source)
+    except template.TemplateError as exc:
+        yield _TEMPLATE_RULES[exc.problem].at(span, exc.message, exc.help)
         return
-    for name in sorted(jinja2.meta.find_undeclared_variables(parsed)):
+    for name in sorted(parsed.variables):
         if name not in MESSAGE_VARIABLES:
             yield rules.TEMPLATE_VAR.at(span, f"message template uses unknown variable '{name}'",
                                         f"available: {', '.join(MESSAGE_VARIABLES)}")  # fmt: skip

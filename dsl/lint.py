@@ -8,17 +8,16 @@ secrets in policy text. Like `check.PASSES`, `PASSES` is the list in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-
-import jinja2
-import jinja2.meta
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from dsl import ast, rules
 from dsl.catalog import DETECTOR_VARIABLES, ENDPOINTS
-from dsl.check import TEMPLATE_ENV
 from dsl.conditions import Domain, atoms, example, satisfy
 from dsl.diagnostics import Diagnostic
 from dsl.resolve import Index
+from dsl.template import TemplateError
+from dsl.template import parse as parse_template
 
 Pass = Callable[[ast.PolicySet, Index], Iterator[Diagnostic]]
 
@@ -141,9 +140,9 @@ def guards(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
 def _empty_variables(template: str, span: ast.Span, detectors: list[str]) -> Iterator[Diagnostic]:
     """`{{ topic }}` and `{{ category }}` are set only when their own detector blocks; elsewhere they are empty."""
     try:
-        used = jinja2.meta.find_undeclared_variables(TEMPLATE_ENV.parse(template))
-    except jinja2.TemplateSyntaxError:
-        return  # E308 reports it
+        used = parse_template(template).variables
+    except TemplateError:
+        return  # E308 or E309 reports it
     for variable in sorted(used):
         owner = DETECTOR_VARIABLES.get(variable)
         others = [d for d in dict.fromkeys(detectors) if owner is not None and d != owner]
@@ -155,8 +154,27 @@ def _empty_variables(template: str, span: ast.Span, detectors: list[str]) -> Ite
             )
 
 
+def env_references(provider: ast.Provider) -> list[str]:
+    """The environment variables a provider block reads (`api_key env.X`, `header "h" env.Y`), in order."""
+    names = [provider.api_key_env] if provider.api_key_env else []
+    names += [value[4:] for _, value in provider.headers if value.startswith("env.")]
+    return list(dict.fromkeys(names))
+
+
+def unset_env(provider: ast.Provider, environ: Mapping[str, str]) -> Iterator[Diagnostic]:
+    """One W502 per variable the provider reads that `environ` lacks or holds empty."""
+    for name in env_references(provider):
+        if not environ.get(name):
+            yield rules.UNSET_ENV.at(
+                provider.span, f"provider '{provider.name}' reads {name}, which is not set here",
+                f"set {name} wherever ghat serves this provider: `ghat serve` refuses a policy whose served "
+                "apps can reach a provider with an unset variable",
+            )  # fmt: skip
+
+
 def security(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
     for provider in ps.providers:
+        yield from unset_env(provider, os.environ)
         var = provider.name.upper().replace("-", "_") + "_API_KEY"
         if provider.api_key_literal is not None:
             yield rules.LITERAL_API_KEY.at(

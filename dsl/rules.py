@@ -99,6 +99,9 @@ TEMPLATE_VAR = _rule(
     "E307", "template/unknown-variable", "error", "a message template uses a variable that is not provided"
 )
 TEMPLATE_SYNTAX = _rule("E308", "template/syntax", "error", "a message template that does not parse")
+TEMPLATE_LOGIC = _rule(
+    "E309", "template/not-substitution", "error", "a message that does more than substitute `{{ variable }}`"
+)
 GUARD_DUPLICATE = _rule(
     "W301", "guardrail/duplicate-guard", "warning", "one detector named twice in one block; the strictest wins"
 )
@@ -150,6 +153,9 @@ WHEN_ALWAYS = _rule("W404", "when/always-matches", "note", "a `when` condition e
 
 # Lint: security.
 LITERAL_API_KEY = _rule("W501", "security/literal-api-key", "warning", "a provider's api_key written into the policy")
+UNSET_ENV = _rule(
+    "W502", "security/unset-env", "warning", "an `env.` reference to a variable that is not set (an error at serve)"
+)
 PROD_CAPTURE = _rule(
     "E501",
     "security/capture-in-prod",

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import jinja2
 import re2
 
 from dsl import ast
 from dsl.catalog import BUILTINS
-from dsl.check import TEMPLATE_ENV
+from dsl.template import Template, parse
 from engine.detectors.base import Detector, Finding, ScanContext
 from engine.detectors.registry import build
 
@@ -35,7 +34,7 @@ class GuardRule:
     selected: frozenset[str] | None  # None: every type the detector reports
     shadow: bool
     restore: bool
-    message: jinja2.Template | None
+    message: Template | None
     span: ast.Span
     roles: frozenset[str] | None = None  # message roles this rule reads; None: all
 
@@ -138,7 +137,7 @@ class GuardResult:
 class GuardPipeline:
     direction: ast.Direction
     rules: tuple[GuardRule, ...]
-    block_message: jinja2.Template | None = None
+    block_message: Template | None = None
     app: str = ""
     # Short texts no rule found anything in, per role: field names, tool names, enum-like values and ids
     # recur on every request of an app, and every string of a body is a slot now (P13). Detectors are
@@ -223,10 +222,7 @@ class GuardPipeline:
             "category": finding.detail if rule.name == "output_safety" else "",
             "direction": self.direction,
         }  # fmt: skip
-        try:
-            return template.render(values)
-        except jinja2.TemplateError:
-            return f"The {self.direction} was blocked by the {rule.name} guardrail."
+        return template.render(values)  # substitution only, bounded in size (dsl/template.py)
 
 
 _TAG = re2.compile(r"\[([A-Z0-9_]+)_([0-9]+)\]")
@@ -296,7 +292,7 @@ def compile_pipeline(
     rules: list[GuardRule] = []
     for name, guards in merged.items():
         rules.append(_merge(name, guards, custom, app_shadow))
-    message = TEMPLATE_ENV.from_string(block.message) if block.message else None
+    message = parse(block.message) if block.message else None
     return GuardPipeline(direction, tuple(rules), message, app_name)
 
 
@@ -334,7 +330,7 @@ def _merge(
         selected=None if untyped else frozenset(by_type),
         shadow=app_shadow or all(g.shadow for g in guards),
         restore=combined.restore,
-        message=TEMPLATE_ENV.from_string(message_src) if message_src else None,
+        message=parse(message_src) if message_src else None,
         span=guards[0].span,
         roles=BUILTINS[name].roles if name in BUILTINS else None,
     )

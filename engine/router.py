@@ -33,6 +33,7 @@ from engine.decision import Allow, Candidate
 from engine.errors import REQUEST_TIMEOUT, ROUTE_UNAVAILABLE, UPSTREAM_RATE_LIMITED
 from engine.ports import JSON, Provider, ProviderError, Usage
 from engine.records import AttemptRecord
+from engine.usage import reported_usage
 
 log = logging.getLogger("ghat.router")
 T = TypeVar("T")
@@ -86,18 +87,8 @@ class RouteResult:
 
 
 def usage_of(obj: JSON) -> Usage:
-    """Usage from an OpenAI-shaped response or chunk (`NO_USAGE` when it has none)."""
-    u = obj.get("usage")
-    if not isinstance(u, dict):
-        return NO_USAGE
-    cached = u.get("prompt_tokens_details") or {}
-    reasoning = u.get("completion_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(u.get("prompt_tokens") or 0),
-        completion_tokens=int(u.get("completion_tokens") or 0),
-        cached_tokens=int(cached.get("cached_tokens") or 0) if isinstance(cached, dict) else 0,
-        reasoning_tokens=int(reasoning.get("reasoning_tokens") or 0) if isinstance(reasoning, dict) else 0,
-    )
+    """Usage from an OpenAI-shaped response or chunk (`NO_USAGE` when it has none; counts validated there)."""
+    return reported_usage(obj) or NO_USAGE
 
 
 class _Breaker:

@@ -14,6 +14,10 @@ says so (`usage_source`):
   approximation (within a few percent for English text);
 - `estimate`: no tokenizer could be loaded: one token per 4 UTF-8 bytes,
   the rule of thumb OpenAI documents for English;
+- `untrusted`: the provider reported usage, but a count in it was not a
+  count (a string, a negative or fractional number, more than 2³¹−1): that
+  count is taken as 0, so the cost is a lower bound (`engine/usage.py`,
+  `reported_usage`);
 - `none`: nothing was used or nothing could be counted (a refused request).
 
 Accounting does not depend on how the answer travelled: a non-streamed
@@ -155,20 +159,49 @@ def _choice_text(obj: Mapping[str, Any], part: str) -> str:
     return "".join(out)
 
 
-def _reported(obj: Mapping[str, Any]) -> Usage | None:
-    """Usage from an OpenAI-shaped response or chunk, or None when it carries none."""
+MAX_TOKENS_REPORTED = (1 << 31) - 1  # no single request uses two billion tokens: a larger count is not a count
+
+
+def token_count(value: Any) -> int | None:
+    """A provider's token count as an int, or None when it is not one (`"abc"`, `-5`, `1e30`, `true`).
+
+    Absent or null is 0 (the provider reported nothing for that field); an
+    integral float such as `12.0` is accepted, since some OpenAI-compatible
+    servers write their counts that way.
+    """
+    if value is None:
+        return 0
+    if type(value) is int:
+        return value if 0 <= value <= MAX_TOKENS_REPORTED else None
+    if type(value) is float and value.is_integer() and 0 <= value <= MAX_TOKENS_REPORTED:
+        return int(value)
+    return None
+
+
+def reported_usage(obj: Mapping[str, Any]) -> Usage | None:
+    """Usage from an OpenAI-shaped response or chunk, or None when it carries none.
+
+    Counts come from the provider and are not trusted: one that is not a
+    count is taken as 0 and the whole usage is marked `untrusted` (in the log,
+    the metrics and `ghat usage`), so a hostile or broken provider can neither
+    fail a request it has answered nor write an absurd bill.
+    """
     u = obj.get("usage")
     if not isinstance(u, dict):
         return None
     cached = u.get("prompt_tokens_details")
     reasoning = u.get("completion_tokens_details")
-    return Usage(
-        prompt_tokens=int(u.get("prompt_tokens") or 0),
-        completion_tokens=int(u.get("completion_tokens") or 0),
-        cached_tokens=int(cached.get("cached_tokens") or 0) if isinstance(cached, dict) else 0,
-        reasoning_tokens=int(reasoning.get("reasoning_tokens") or 0) if isinstance(reasoning, dict) else 0,
-        source="provider",
+    counts = (
+        token_count(u.get("prompt_tokens")),
+        token_count(u.get("completion_tokens")),
+        token_count(cached.get("cached_tokens")) if isinstance(cached, dict) else 0,
+        token_count(reasoning.get("reasoning_tokens")) if isinstance(reasoning, dict) else 0,
     )
+    trusted = None not in counts and (cached is None or isinstance(cached, dict)) and (
+        reasoning is None or isinstance(reasoning, dict))
+    prompt, completion, cached_n, reasoning_n = (n or 0 for n in counts)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached_n,
+                 reasoning_tokens=reasoning_n, source="provider" if trusted else "untrusted")
 
 
 def _counted(messages: Sequence[Mapping[str, Any]] | None, completion: str, model: str | None) -> Usage:
@@ -180,7 +213,7 @@ def _counted(messages: Sequence[Mapping[str, Any]] | None, completion: str, mode
 def usage_of_response(response: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None,
                       model: str | None = None) -> Usage:
     """A non-streamed chat or embeddings response: the provider's usage, else counted from the text."""
-    reported = _reported(response)
+    reported = reported_usage(response)
     if reported is not None:
         return reported
     return _counted(messages, _choice_text(response, "message"), model)
@@ -201,7 +234,7 @@ class StreamUsage:
         self._reported: Usage | None = None
 
     def feed(self, chunk: Mapping[str, Any]) -> None:
-        reported = _reported(chunk)
+        reported = reported_usage(chunk)
         if reported is not None:
             self._reported = reported
         elif self._reported is None:

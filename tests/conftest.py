@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures_upstream",
     "tests.fixtures_redis",
+    "tests.fixtures_env",
 ]

@@ -31,6 +31,9 @@ forever), applies. Matching options: `model` (the body's model), `path`,
     stall      streams: send `after_chunks` chunks, then wait `delay_s` (default 3600) before the rest
     reply      answer exactly `body` (plain, status `status`, default 200) or the events `chunks` (streams,
                each JSON-encoded as one SSE event, then [DONE]): a hostile provider's own words
+    reply      a scripted answer, for a hostile provider: `status` (default 200), `headers` ({name: value}),
+               and `body` (any JSON value, sent as JSON) or `raw` (text sent as it is, e.g. "[1, NaN]")
+    events     streams: `events`, a list of raw SSE texts ("data: {...}\n\n") sent in order, then the end
 
 Any rule may add `delay_s` before it acts. A single request can also carry
 its rule as JSON in the `x-fake-fault` header. Answers: chat echoes the last
@@ -197,8 +200,19 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     kind = rule.get("kind") if rule else None
     if kind == "reset" and _abort(receive):
         return
-    if kind == "reply" and rule is not None and not body.get("stream"):
-        await _json(send, int(rule.get("status", 200)), rule.get("body"))
+    if kind == "reply" and rule is not None and not (body.get("stream") and "chunks" in rule):
+        payload = str(rule["raw"]).encode() if "raw" in rule else json.dumps(rule.get("body")).encode()
+        hs = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        hs += [(k.encode(), str(v).encode()) for k, v in (rule.get("headers") or {}).items()]
+        await send({"type": "http.response.start", "status": int(rule.get("status", 200)), "headers": hs})
+        await send({"type": "http.response.body", "body": payload})
+        return
+    if kind == "events" and rule is not None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        for event in rule.get("events") or []:
+            await send({"type": "http.response.body", "body": str(event).encode(), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
         return
     if kind == "status":
         status = int(rule.get("status", 500)) if rule else 500

@@ -229,6 +229,6 @@ def test_sse_decoder_handles_any_split_of_the_bytes() -> None:
 
 def test_orjson_with_the_standard_library_behind_it() -> None:
     assert dumps({"b": "é", "n": 2**70, 1: [1.5]}) == '{"b":"é","n":1180591620717411303424,"1":[1.5]}'.encode()
-    assert loads(b'{"x": 1}') == {"x": 1} and loads("[NaN]")[0] != loads("[NaN]")[0]
+    assert loads(b'{"x": 1}') == {"x": 1}
     with pytest.raises(ValueError):
         loads(b"{not json")

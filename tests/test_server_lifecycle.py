@@ -47,7 +47,7 @@ def test_reload_good_then_bad_keeps_serving(gateway: Gateway, fake_upstream: Fak
     _wait_for(lambda: _policy(gateway) != v1, "the good policy to load")
     v2 = _policy(gateway)
     c.chat.completions.create(model="chat", messages=HI)
-    assert fake_upstream.requests()[-1]["body"]["max_tokens"] == 128
+    assert fake_upstream.requests()[-1]["body"]["max_completion_tokens"] == 128
     write_policy(gateway.policy_dir, "", text.replace("models     chat, embed, echo", "models     nonexistent"))
     _wait_for(lambda: "policy reload (files changed) failed" in gateway.log(), "the bad policy to be rejected")
     assert _policy(gateway) == v2

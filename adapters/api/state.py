@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 
 from adapters.api.observe import Observers, open_observers
-from adapters.registry import build_providers, close_providers
+from adapters.registry import build_providers, close_providers, unset_env_errors
 from dsl.diagnostics import PolicyError, render_text
 from engine.compiler import CompiledPolicy, compile_paths
 from engine.detectors.base import ScanContext
@@ -89,6 +89,7 @@ class Settings:
     otlp_endpoint: str | None = None  # OpenTelemetry traces over OTLP/HTTP when set
     header_timeout_s: float = 10.0  # a client must send its request headers within this (slowloris)
     body_timeout_s: float = 30.0  # and its body within this, once the headers are in
+    max_header_bytes: int = 32_768  # request line + headers, else 431 (adapters/api/protocol.py)
 
     @classmethod
     def from_env(cls) -> Settings | None:
@@ -123,6 +124,8 @@ def build_served(settings: Settings, previous: Served | None) -> Served:
     paths = [Path(settings.policies)]
     mtimes = _mtimes(paths)
     policy = _timed(compile_paths(paths, settings.env))
+    if unset := unset_env_errors(policy):  # requests would go out without credentials (adapters/registry.py)
+        raise PolicyError(unset)
     if previous is not None and previous.policy.providers == policy.providers:
         router = previous.router  # same upstreams: keep pooled connections and breaker state
     else:
@@ -182,16 +185,33 @@ class Gateway:
             log.exception("could not reload the key store %s; keeping the previous keys", self.settings.keys)
 
     async def watch(self) -> None:
-        """Poll policy and key files' mtimes (cheap: a few stat calls a second, no extra dependency)."""
+        """Poll the key file and the policy files' mtimes (a few stat calls a second, no extra dependency).
+
+        Two loops, each with its own error handling: a policy folder that cannot
+        be walked (a symlink loop, a permission error) must not stop key
+        revocation, which once sat in the same try block and never ran again.
+        """
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_keys)
+            tg.start_soon(self._watch_policies)
+
+    async def _watch_keys(self) -> None:
         keys_path = Path(self.settings.keys)
+        while True:
+            await anyio.sleep(POLL_S)
+            try:
+                mtime = keys_path.stat().st_mtime_ns if keys_path.exists() else 0
+                if mtime != self.keys.mtime_ns:
+                    self.reload_keys()
+            except Exception:
+                log.exception("key store watch failed; retrying in %s s", POLL_S)
+
+    async def _watch_policies(self) -> None:
         while True:
             await anyio.sleep(POLL_S)
             try:
                 if self.settings.watch and _mtimes([Path(self.settings.policies)]) != self.served.mtimes:
                     await self.reload("files changed")
-                mtime = keys_path.stat().st_mtime_ns if keys_path.exists() else 0
-                if mtime != self.keys.mtime_ns:
-                    self.reload_keys()
                 await self._close_retired(force=False)
             except Exception:
                 log.exception("watcher iteration failed")
