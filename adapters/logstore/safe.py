@@ -34,6 +34,7 @@ MAX_TIME = 4_102_444_800.0  # 2100-01-01: a record's arrival time, unix seconds
 MAX_TEXT = 1024  # ids, names, codes, metadata values: anything longer is not one
 MAX_ITEMS = 64  # entries of metadata, timings, attempts, guardrails
 MAX_ORIGINAL = 200  # characters of an original value kept in `sanitized`
+MAX_NAME = 120  # characters of a field's name in `sanitized` (a metadata key is part of it)
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost_usd")
 
 
@@ -67,15 +68,17 @@ def describe(value: object) -> str:
 class _Fixer:
     """Checks fields one by one, replacing what cannot be stored and noting the originals."""
 
-    __slots__ = ("notes", "usage_changed")
+    __slots__ = ("changed", "notes", "usage_changed")
 
     def __init__(self) -> None:
         self.notes: dict[str, str] = {}
         self.usage_changed = False
+        self.changed = False  # set by every replacement, noted or not (an int amount made a float)
 
     def note(self, name: str, original: object) -> None:
+        self.changed = True
         if len(self.notes) < MAX_ITEMS:
-            self.notes[name] = describe(original)
+            self.notes[name[:MAX_NAME]] = describe(original)
         if name.split(".", 1)[0] in USAGE_FIELDS:
             self.usage_changed = True
 
@@ -104,6 +107,7 @@ class _Fixer:
         if type(value) is float and 0.0 <= value <= hi:  # NaN fails both comparisons
             return value
         if type(value) is int and 0 <= value <= hi:
+            self.changed = True  # the same amount, as the type the field holds: nothing to note
             return float(value)
         self.note(name, value)
         return _clamp_float(value, hi)
@@ -151,6 +155,7 @@ def _text_map(fix: _Fixer, name: str, value: object, limit: int | None) -> dict[
         for k, v in value.items()
     ):  # fmt: skip
         return value
+    fix.changed = True  # a new dict, whatever else is noted
     if not isinstance(value, Mapping):
         fix.note(name, value)
         return {}
@@ -170,6 +175,7 @@ def _timings(fix: _Fixer, value: object) -> dict[str, float]:
         for k, v in value.items()
     ):  # fmt: skip
         return value
+    fix.changed = True
     if not isinstance(value, Mapping):
         fix.note("timings_ms", value)
         return {}
@@ -187,7 +193,8 @@ def _attempts(fix: _Fixer, value: object) -> tuple[AttemptRecord, ...]:
     items = _bounded_tuple(fix, "attempts", value)
     out: list[AttemptRecord] = []
     for i, a in enumerate(items):
-        n, before = f"attempts.{i}", len(fix.notes)
+        n, before = f"attempts.{i}", fix.changed
+        fix.changed = False
         if not isinstance(a, AttemptRecord):
             fix.note(n, a)
             continue
@@ -195,7 +202,8 @@ def _attempts(fix: _Fixer, value: object) -> tuple[AttemptRecord, ...]:
                               fix.count(f"{n}.status", a.status, MAX_STATUS),
                               fix.opt_text(f"{n}.error_code", a.error_code),
                               fix.number(f"{n}.duration_ms", a.duration_ms, MAX_MS))  # fmt: skip
-        out.append(a if len(fix.notes) == before else fixed)
+        out.append(fixed if fix.changed else a)
+        fix.changed = fix.changed or before
     return items if len(out) == len(items) and all(x is y for x, y in zip(out, items, strict=True)) else tuple(out)
 
 
@@ -203,20 +211,23 @@ def _guardrails(fix: _Fixer, value: object) -> tuple[GuardrailRecord, ...]:
     items = _bounded_tuple(fix, "guardrails", value)
     out: list[GuardrailRecord] = []
     for i, g in enumerate(items):
-        n, before = f"guardrails.{i}", len(fix.notes)
+        n, before = f"guardrails.{i}", fix.changed
+        fix.changed = False
         if not isinstance(g, GuardrailRecord):
             fix.note(n, g)
             continue
         fixed = GuardrailRecord(fix.text(f"{n}.direction", g.direction), fix.text(f"{n}.detector", g.detector),
                                 fix.text(f"{n}.type", g.type), fix.count(f"{n}.count", g.count),
                                 fix.text(f"{n}.action", g.action), fix.flag(f"{n}.shadow", g.shadow))  # fmt: skip
-        out.append(g if len(fix.notes) == before else fixed)
+        out.append(fixed if fix.changed else g)
+        fix.changed = fix.changed or before
     return items if len(out) == len(items) and all(x is y for x, y in zip(out, items, strict=True)) else tuple(out)
 
 
 def _bounded_tuple(fix: _Fixer, name: str, value: object) -> tuple[Any, ...]:
     if type(value) is tuple and len(value) <= MAX_ITEMS:
         return value
+    fix.changed = True
     if not isinstance(value, (tuple, list)):
         fix.note(name, value)
         return ()
@@ -308,7 +319,7 @@ def _safe(r: LogRecord) -> LogRecord:
         usage_source=fix.text("usage_source", r.usage_source),
         cost_usd=fix.number("cost_usd", r.cost_usd, MAX_COST_USD),
         timings_ms=_timings(fix, r.timings_ms),
-        captured=None if r.captured is None else _text_map(fix, "captured", r.captured, None),
+        captured=None if r.captured is None else _text_map(fix, "captured", r.captured, None) or None,
         max_tokens=fix.opt_count("max_tokens", r.max_tokens),
         client_request_id=fix.opt_text("client_request_id", r.client_request_id),
         usage_trusted=fix.flag("usage_trusted", r.usage_trusted),
@@ -316,11 +327,11 @@ def _safe(r: LogRecord) -> LogRecord:
     if fields["cached_tokens"] > fields["prompt_tokens"] or fields["reasoning_tokens"] > fields["completion_tokens"]:
         fields["usage_trusted"] = False  # the parts exceed their whole: the numbers contradict each other
     previous = _text_map(fix, "sanitized", r.sanitized, MAX_TEXT)
-    if not fix.notes and fields["usage_trusted"] == r.usage_trusted and previous is r.sanitized:
+    if not fix.changed and fields["usage_trusted"] is r.usage_trusted and previous is r.sanitized:
         return r
     if fix.usage_changed:
         fields["usage_trusted"] = False
-    fields["sanitized"] = {**previous, **fix.notes}
+    fields["sanitized"] = dict(list({**previous, **fix.notes}.items())[:MAX_ITEMS])
     return replace(r, **fields)
 
 

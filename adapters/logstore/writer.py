@@ -227,6 +227,10 @@ class LogWriter:
             if batch:
                 self._spill(batch)
             self._last_failure = time.monotonic()  # back off as after a sink failure
+        except BaseException:  # the thread is ending (see `_die`): the batch in hand goes to disk first
+            if batch:
+                self._spill(batch)
+            raise
 
     def _die(self, exc: BaseException) -> None:
         self._dead = f"the request log writer stopped: {describe(exc)}; records go to the spill file"
