@@ -24,13 +24,13 @@ forever), applies. Matching options: `model` (the body's model), `path`,
 
     status     answer `status` (default 500) with an OpenAI error body; `retry_after` sets that header
     delay      wait `delay_s`, then answer normally
+    usage      answer normally (OpenAI chat, plain or streamed), but with `raw` — JSON text sent as it is,
+               so `{"prompt_tokens": 1e400}`, `NaN` or a 400-digit integer are possible — as the usage
     reset      abort the TCP connection before any response (RST)
     malformed  200 with a truncated JSON body (streams: an event whose data is not JSON)
     cut        streams: send `after_chunks` (default 2) chunks, then drop the connection;
                plain: send half the body, then drop it
     stall      streams: send `after_chunks` chunks, then wait `delay_s` (default 3600) before the rest
-    usage      answer normally (OpenAI chat, plain or streamed), but with `raw` — JSON text sent as it is,
-               so `{"prompt_tokens": 1e400}`, `NaN` or a 400-digit integer are possible — as the usage
 
 Any rule may add `delay_s` before it acts. A single request can also carry
 its rule as JSON in the `x-fake-fault` header. Answers: chat echoes the last
@@ -132,7 +132,7 @@ def _chat(body: dict[str, Any]) -> tuple[str, int, int]:
     return text, _prompt_words(body), len(_words(text))
 
 
-def _openai_chunks(body: dict[str, Any], raw_usage: bytes | None = None) -> list[bytes]:
+def _openai_chunks(body: dict[str, Any]) -> list[bytes]:
     text, p, c = _chat(body)
     base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": body.get("model")}
     events: list[dict[str, Any]] = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant"},
@@ -142,13 +142,10 @@ def _openai_chunks(body: dict[str, Any], raw_usage: bytes | None = None) -> list
         piece = w if i == len(words) - 1 else w + " "
         events.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    if (body.get("stream_options") or {}).get("include_usage") and raw_usage is None:
+    if (body.get("stream_options") or {}).get("include_usage"):
         events.append({**base, "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c,
                                                          "total_tokens": p + c}})
     out = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
-    if raw_usage is not None:  # the usage fault: the last event carries the raw text as its usage
-        last = {**base, "choices": [], "usage": "__RAW_USAGE__"}
-        out.append(b"data: " + json.dumps(last).encode().replace(b'"__RAW_USAGE__"', raw_usage) + b"\n\n")
     return [b": keep-alive comment\n\n", *out, b"data: [DONE]\n\n"]
 
 
@@ -224,6 +221,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if path not in ("/v1/chat/completions", "/v1/messages"):
         await _json(send, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
         return
+    if kind == "usage" and rule is not None and not anthropic:
+        await _raw_usage(body, str(rule["raw"]).encode(), send)
+        return
     if body.get("stream"):
         await _stream(body, rule, anthropic, receive, send)
         return
@@ -239,9 +239,6 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}}
     payload = json.dumps(out).encode()
-    if kind == "usage" and rule is not None and not anthropic:
-        payload = json.dumps({**out, "usage": "__RAW_USAGE__"}).encode().replace(
-            b'"__RAW_USAGE__"', str(rule["raw"]).encode())
     if kind == "malformed":
         payload = payload[: len(payload) // 2]
     hs = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -256,8 +253,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 async def _stream(body: dict[str, Any], rule: dict[str, Any] | None, anthropic: bool, receive: Receive,
                   send: Send) -> None:
     kind = rule.get("kind") if rule else None
-    raw_usage = str(rule["raw"]).encode() if kind == "usage" and rule is not None else None
-    chunks = _anthropic_chunks(body) if anthropic else _openai_chunks(body, raw_usage)
+    chunks = _anthropic_chunks(body) if anthropic else _openai_chunks(body)
     after = int(rule.get("after_chunks", 2)) if rule else 0
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
@@ -271,6 +267,30 @@ async def _stream(body: dict[str, Any], rule: dict[str, Any] | None, anthropic: 
             chunk = b"data: {not json\n\n"
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+async def _raw_usage(body: dict[str, Any], raw: bytes, send: Send) -> None:
+    """The `usage` fault: the usual OpenAI answer, its usage replaced by `raw` bytes (a last event, streamed)."""
+    marker = b'"__RAW_USAGE__"'
+    if body.get("stream"):
+        chunks = _openai_chunks({**body, "stream_options": None})[:-1]  # without [DONE]
+        last = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),
+                "choices": [], "usage": "__RAW_USAGE__"}
+        chunks += [b"data: " + json.dumps(last).encode().replace(marker, raw) + b"\n\n", b"data: [DONE]\n\n"]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    text, _, _ = _chat(body)
+    out = {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body.get("model"),
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+           "usage": "__RAW_USAGE__"}
+    payload = json.dumps(out).encode().replace(marker, raw)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _admin(scope: Scope, path: str, raw: bytes, send: Send) -> None:

@@ -132,7 +132,7 @@ def test_p14_every_request_leaves_exactly_one_record(gw: Gateway, fake_upstream_
     for usage, stream, client_id, metadata in requests:
         up.reset()
         up.fault("usage", raw=usage, times=1)
-        status, rid = send(gw, stream=stream, metadata=metadata, client_id=client_id)
+        _, rid = send(gw, stream=stream, metadata=metadata, client_id=client_id)
         if rid is not None:
             answered.append((rid, client_id))
     up.reset()

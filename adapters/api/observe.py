@@ -110,8 +110,8 @@ class Observers:
         elapsed_ms = (time.perf_counter() - ex.started) * 1000.0
         self.record(LogRecord(
             request_id=ex.request_id, time=time.time() - elapsed_ms / 1000.0, env=env, app=ex.app or None,
-            key_id=None, endpoint=ENDPOINTS.get(path, path), requested_model=None, provider=None,
-            upstream_model=None, stream=False, status=ex.status or 500, error_code="internal_error",
+            key_id=None, endpoint=getattr(ex, "endpoint", "") or ENDPOINTS.get(path, path), requested_model=None,
+            provider=None, upstream_model=None, stream=False, status=ex.status or 500, error_code="internal_error",
             policy_version=ex.policy, timings_ms={"total": elapsed_ms},
         ))  # fmt: skip
 
