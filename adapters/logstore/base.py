@@ -21,9 +21,14 @@ from engine.records import AttemptRecord, GuardrailRecord, LogRecord
 METADATA_FIELDS = ("workspace_id", "namespace_id", "source_service", "operation", "external_request_id")
 
 
-def record_to_dict(r: LogRecord) -> dict[str, Any]:
-    """A JSON-ready dict; drops captured text in prod, whatever the server built (defence in depth)."""
-    return {
+def record_to_dict(r: LogRecord, *, compact: bool = False) -> dict[str, Any]:
+    """A JSON-ready dict; drops captured text in prod, whatever the server built (defence in depth).
+
+    `compact` (the stored body and the spill line) leaves out the fields added for P14 while they hold their
+    defaults: 60 bytes on every row pushed a typical row past a quarter of an SQLite page, so three rows
+    fitted a page instead of four and the file grew by a quarter (bench/RESULTS.md, "Request log").
+    """
+    d: dict[str, Any] = {
         "request_id": r.request_id,
         "time": r.time,
         "env": r.env,
@@ -53,6 +58,11 @@ def record_to_dict(r: LogRecord) -> dict[str, Any]:
         "usage_trusted": r.usage_trusted,
         "sanitized": dict(r.sanitized),
     }
+    if compact:
+        for name, default in (("client_request_id", None), ("usage_trusted", True), ("sanitized", {})):
+            if d[name] == default:
+                del d[name]
+    return d
 
 
 def record_from_dict(d: Mapping[str, Any]) -> LogRecord:

@@ -109,7 +109,7 @@ _META_COLUMNS = {"workspace_id", "namespace_id", "source_service", "operation", 
 
 
 def _row(r: LogRecord) -> tuple[Any, ...]:
-    d = record_to_dict(r)
+    d = record_to_dict(r, compact=True)
     m = r.metadata
     return (
         r.request_id, r.time, r.env, r.app, r.key_id, r.endpoint, r.requested_model, served_model(r), r.provider,

@@ -71,7 +71,7 @@ class WriterStats:
 def spill_line(record: LogRecord) -> bytes:
     """One spill/quarantine line for any record: escaped ASCII JSON, so no value can make it fail."""
     try:
-        d = record_to_dict(safe_record(record))
+        d = record_to_dict(safe_record(record), compact=True)
         return json.dumps(d, separators=(",", ":"), default=describe).encode("ascii") + b"\n"
     except Exception as exc:  # safe_record makes this unreachable; still, the line must be written
         rid = describe(getattr(record, "request_id", None))
