@@ -194,6 +194,8 @@ def log_writer_samples(stats: Any) -> list[tuple[str, str, str, float]]:
          getattr(stats, "quarantined", 0)),
         ("ghat_log_records_lost_total", "counter",
          "Records neither stored nor spilled (the spill file could not be written).", getattr(stats, "lost", 0)),
+        ("ghat_log_writer_errors_total", "counter", "Failed steps of the log writer thread (it carried on).",
+         getattr(stats, "writer_errors", 0)),
         ("ghat_log_writer_up", "gauge", "1 while the request log writer thread runs.",
          int(getattr(stats, "alive", True))),
     ]
