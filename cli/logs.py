@@ -198,7 +198,7 @@ class _Printer:
         self._line([
             datetime.fromtimestamp(r.time, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"), r.request_id,
             r.app or "-", model, str(r.status), r.error_code or "-",
-            f"{r.prompt_tokens}/{r.completion_tokens}{'' if r.usage_trusted else '?'}",
+            f"{'' if r.usage_trusted else '?'}{r.prompt_tokens}/{r.completion_tokens}",  # first: cells get cut
             f"{r.cost_usd:.6f}", f"{r.timings_ms.get('total', 0.0):.1f}", str(len(r.attempts)),
         ])  # fmt: skip
 
