@@ -29,7 +29,8 @@ from typing import Any
 
 import anyio
 
-from adapters.api.responses import Exchange, Message, Receive, Scope, Send, error_body, sane_request_id
+from adapters.api.observe import begin_request
+from adapters.api.responses import Exchange, Message, Receive, Scope, Send, error_body
 from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
 from adapters.codecs import CODECS, BadRequest, decode, load_json, upstream_body
@@ -117,7 +118,8 @@ class GatewayApp:
             return
         gw = self.gateway
         headers = _headers(scope)
-        rid = sane_request_id(headers.get("x-request-id"), f"{_ids.getrandbits(128):032x}")
+        rid = f"{_ids.getrandbits(128):032x}"  # always ours: the log's key, echoed in x-request-id (P14)
+        begin_request(headers.get("x-request-id"))  # the caller's own id goes into the record, beside ours
         ex = Exchange(send, rid, gw.served.policy.version if gw else "", self.endpoints.get(scope["path"], ""))
         handler = self.routes.get((scope["method"], scope["path"]))
         if gw is None:
@@ -135,6 +137,7 @@ class GatewayApp:
             return
         except Exception:
             log.exception("request %s failed", rid)
+            gw.observers.record_failure(ex, self.settings.env, scope["path"])  # unless a record already left
             if ex.status == 0:
                 await ex.error("internal_error", 500, "The gateway failed to answer; see its log.")
 
@@ -414,9 +417,11 @@ class GatewayApp:
         await ex.json(200, b'{"status":"ok"}')
 
     async def readyz(self, gw: Gateway, ex: Exchange, *_: Any) -> None:
-        ok = gw.ready
-        await ex.json(200 if ok else 503, {"status": "ready" if ok else "stopping", "policy": gw.served.policy.version,
-                                           "env": self.settings.env, "reloads": gw.reloads})  # fmt: skip
+        problem = gw.observers.problem()  # a request log that cannot keep records: not ready (P14)
+        ok = gw.ready and problem is None
+        body = {"status": "ready" if ok else "stopping" if not gw.ready else "failing",
+                "policy": gw.served.policy.version, "env": self.settings.env, "reloads": gw.reloads}
+        await ex.json(200 if ok else 503, body if problem is None else {**body, "reason": problem})  # fmt: skip
 
     async def metrics(self, gw: Gateway, ex: Exchange, *_: Any) -> None:
         text = gw.observers.metrics.render()

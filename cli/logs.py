@@ -71,6 +71,12 @@ def register(sub: Any) -> None:
     p.add_argument("--provider")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                    help="metadata field, e.g. operation=bulk-summarize (repeatable)")  # fmt: skip
+    p.add_argument("--client-request-id", metavar="ID",
+                   help="the x-request-id the caller sent (several requests may share one)")
+    p.add_argument("--untrusted-usage", action="store_true",
+                   help="only records whose usage could not be trusted (out of range, wrong type, inconsistent)")
+    p.add_argument("--sanitized", action="store_true",
+                   help="only records the log had to alter to store (their `sanitized` field says what)")
     p.add_argument("--since", type=parse_time, help="1h, 30m, 2d or ISO 8601")
     p.add_argument("--until", type=parse_time)
     p.add_argument("--limit", type=int, default=50)
@@ -102,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
     q = LogQuery(
         app=args.app, env=args.env, status=args.status, code=args.code, model=args.model, provider=args.provider,
         metadata=meta, since=args.since, until=args.until, limit=args.limit,
+        client_request_id=args.client_request_id, usage_trusted=False if args.untrusted_usage else None,
+        sanitized=True if args.sanitized else None,
     )  # fmt: skip
+    _warn_quarantine(store)
     try:
         rows = store.query(q)
     except ValueError as exc:
@@ -141,8 +150,26 @@ def _show(data_dir: str | None, request_id: str) -> int:
     if r is None:
         print(f"ghat logs: no record with request id {request_id!r}", file=sys.stderr)
         return 1
+    if r.request_id != request_id:  # found by an id the caller chose, which several requests may share
+        from adapters.logstore.base import LogQuery
+
+        n = len(store.query(LogQuery(client_request_id=request_id, limit=2)))
+        if n > 1:
+            print(f"ghat logs: several requests carry the caller's id {request_id!r}; this is the newest "
+                  f"(list them: ghat logs --client-request-id {request_id})", file=sys.stderr)  # fmt: skip
     print(json.dumps(record_to_dict(r), indent=2, ensure_ascii=False))
     return 0
+
+
+def _warn_quarantine(store: SQLiteLogStore) -> None:
+    """Say on stderr when records were set aside (they are not in the store, so not in this output)."""
+    from adapters.logstore.writer import QUARANTINE_PREFIX
+
+    files = sorted(store.path.parent.glob(f"{QUARANTINE_PREFIX}*.jsonl"))
+    if files:
+        lines = sum(f.read_bytes().count(b"\n") for f in files)
+        print(f"ghat logs: {lines} record(s) the store refused are set aside in {', '.join(str(f) for f in files)}",
+              file=sys.stderr)  # fmt: skip
 
 
 class _Printer:
@@ -170,7 +197,8 @@ class _Printer:
             model = f"{model}→{served}"
         self._line([
             datetime.fromtimestamp(r.time, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"), r.request_id,
-            r.app or "-", model, str(r.status), r.error_code or "-", f"{r.prompt_tokens}/{r.completion_tokens}",
+            r.app or "-", model, str(r.status), r.error_code or "-",
+            f"{'' if r.usage_trusted else '?'}{r.prompt_tokens}/{r.completion_tokens}",  # first: cells get cut
             f"{r.cost_usd:.6f}", f"{r.timings_ms.get('total', 0.0):.1f}", str(len(r.attempts)),
         ])  # fmt: skip
 

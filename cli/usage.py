@@ -8,7 +8,11 @@ Definitions (also in docs/operations.md): an *error* is a status >= 400 that
 is not a policy refusal; a *block* is a refusal by policy (any `guardrail_*`
 code: guardrail, model not allowed, token cap, rate limit); a *fallback* is a
 request on which a candidate other than the first was tried; latency
-percentiles are nearest-rank over the requests of the group.
+percentiles are nearest-rank over the requests of the group. Tokens and cost
+add up trusted usage only: a request whose usage the log could not trust (out
+of range, wrong type, parts above their whole; `usage_trusted` in the record)
+is counted in `untrusted_usage` instead, so one hostile figure cannot swamp
+a month's totals unnoticed.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ class Group:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     guardrail_hits: int = 0
-    untrusted_usage: int = 0  # records whose provider reported counts that were not counts (engine/usage.py)
+    untrusted_usage: int = 0  # requests whose tokens and cost are left out of the sums
     total_ms: list[float] = field(default_factory=list)
     overhead_ms: list[float] = field(default_factory=list)
     providers: Counter[str] = field(default_factory=Counter)
@@ -81,12 +85,13 @@ class Group:
             self.errors += 1
         if fell_back(r):
             self.fallbacks += 1
-        self.prompt_tokens += r.prompt_tokens
-        self.completion_tokens += r.completion_tokens
-        self.cost_usd += r.cost_usd
-        self.guardrail_hits += sum(g.count for g in r.guardrails)
-        if r.usage_source == "untrusted":
+        if r.usage_trusted and r.usage_source != "untrusted":  # the store's flag, or the adapter's verdict
+            self.prompt_tokens += r.prompt_tokens
+            self.completion_tokens += r.completion_tokens
+            self.cost_usd += r.cost_usd
+        else:
             self.untrusted_usage += 1
+        self.guardrail_hits += sum(g.count for g in r.guardrails)
         if "total" in r.timings_ms:
             self.total_ms.append(r.timings_ms["total"])
         if "overhead" in r.timings_ms:
@@ -243,7 +248,8 @@ def render_table(report: dict[str, Any]) -> str:
     if report["baseline_range"]:
         return _compare_table(report)
     head = [report["by"], "requests", "errors", "blocked", "tok in", "tok out", "cost $", "p50 ms", "p95 ms",
-            "p99 ms", "ovh p50", "ovh p95", "ovh p99", "fallback", "guard hits", "providers"]  # fmt: skip
+            "p99 ms", "ovh p50", "ovh p95", "ovh p99", "fallback", "guard hits", "providers",
+            "untrusted"]  # fmt: skip
     rows = []
     for g in report["groups"]:
         s = g["current"]
@@ -254,13 +260,14 @@ def render_table(report: dict[str, Any]) -> str:
             *(f"{s['overhead_ms'][p]:.2f}" for p in ("p50", "p95", "p99")),
             _pct(s["fallback_rate"]), str(s["guardrail_hits"]),
             " ".join(f"{k} {v * 100:.0f}%" for k, v in s["provider_mix"].items()) or "-",
+            str(s["untrusted_usage"]) if s["untrusted_usage"] else "-",
         ])  # fmt: skip
-    table = _align([head, *rows])
-    untrusted = report["groups"][-1]["current"].get("untrusted_usage", 0) if report["groups"] else 0
-    if untrusted:
-        table += (f"note: {untrusted} request(s) with untrusted provider usage: counts that were not counts were "
-                  "taken as 0, so their tokens and cost are lower bounds (usage_source in their records)\n")
-    return table
+    out = _align([head, *rows])
+    total = report["groups"][-1]["current"] if report["groups"] else None
+    if total and total["untrusted_usage"]:
+        out += (f"* {total['untrusted_usage']} request(s) with usage that could not be trusted are left out of "
+                "tokens and cost: ghat logs --untrusted-usage\n")
+    return out
 
 
 def _compare_table(report: dict[str, Any]) -> str:

@@ -189,4 +189,13 @@ def log_writer_samples(stats: Any) -> list[tuple[str, str, str, float]]:
         ("ghat_log_records_reloaded_total", "counter", "Spilled records loaded back into the store.", stats.reloaded),
         ("ghat_log_queue_depth", "gauge", "Records waiting for the log writer.", stats.queued),
         ("ghat_log_sink_errors_total", "counter", "Failed writes to the log store.", stats.sink_errors),
+        ("ghat_log_records_quarantined_total", "counter",
+         "Records the log store refused on their own, set aside in a quarantine file.",
+         getattr(stats, "quarantined", 0)),
+        ("ghat_log_records_lost_total", "counter",
+         "Records neither stored nor spilled (the spill file could not be written).", getattr(stats, "lost", 0)),
+        ("ghat_log_writer_errors_total", "counter", "Failed steps of the log writer thread (it carried on).",
+         getattr(stats, "writer_errors", 0)),
+        ("ghat_log_writer_up", "gauge", "1 while the request log writer thread runs.",
+         int(getattr(stats, "alive", True))),
     ]

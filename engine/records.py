@@ -1,7 +1,9 @@
 """The request log record: one per request, whatever happened to it.
 
 Built by the server at the end of a request and handed to the log writer,
-which stores it off the hot path. It holds metadata, timings, counts and
+which stores it off the hot path. The writer makes every field storable first
+(`adapters/logstore/safe.py`), so no value a client or a provider chose can
+stop a record from being written (P14). It holds metadata, timings, counts and
 codes — never a prompt, a response, a key or a redacted value (captured text
 only where an app enables `capture` outside prod).
 """
@@ -60,3 +62,11 @@ class LogRecord:
     timings_ms: dict[str, float] = field(default_factory=dict)  # the seven Server-Timing phases
     captured: dict[str, str] | None = None  # only when the app enables capture outside prod
     max_tokens: int | None = None  # as the caller asked, before any cap: `ghat replay` decides caps again
+    # The caller's own `x-request-id`, kept beside the gateway's id (never the key: a client could reuse it).
+    client_request_id: str | None = None
+    # False when the usage figures are not the provider's plain numbers (out of range, wrong type, clamped,
+    # inconsistent): `ghat usage` reports such requests apart instead of summing noise silently.
+    usage_trusted: bool = True
+    # Fields the log had to alter to store the record (text it could not encode, numbers out of range),
+    # each with the original value as bounded text. Empty for every record a well-behaved run produces.
+    sanitized: dict[str, str] = field(default_factory=dict)

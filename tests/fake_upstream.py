@@ -24,6 +24,8 @@ forever), applies. Matching options: `model` (the body's model), `path`,
 
     status     answer `status` (default 500) with an OpenAI error body; `retry_after` sets that header
     delay      wait `delay_s`, then answer normally
+    usage      answer normally (OpenAI chat, plain or streamed), but with `raw` — JSON text sent as it is,
+               so `{"prompt_tokens": 1e400}`, `NaN` or a 400-digit integer are possible — as the usage
     reset      abort the TCP connection before any response (RST)
     malformed  200 with a truncated JSON body (streams: an event whose data is not JSON)
     cut        streams: send `after_chunks` (default 2) chunks, then drop the connection;
@@ -238,6 +240,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if path not in ("/v1/chat/completions", "/v1/messages"):
         await _json(send, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
         return
+    if kind == "usage" and rule is not None and not anthropic:
+        await _raw_usage(body, str(rule["raw"]).encode(), send)
+        return
     if body.get("stream"):
         await _stream(body, rule, anthropic, receive, send)
         return
@@ -284,6 +289,30 @@ async def _stream(body: dict[str, Any], rule: dict[str, Any] | None, anthropic: 
             chunk = b"data: {not json\n\n"
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+async def _raw_usage(body: dict[str, Any], raw: bytes, send: Send) -> None:
+    """The `usage` fault: the usual OpenAI answer, its usage replaced by `raw` bytes (a last event, streamed)."""
+    marker = b'"__RAW_USAGE__"'
+    if body.get("stream"):
+        chunks = _openai_chunks({**body, "stream_options": None})[:-1]  # without [DONE]
+        last = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": body.get("model"),
+                "choices": [], "usage": "__RAW_USAGE__"}
+        chunks += [b"data: " + json.dumps(last).encode().replace(marker, raw) + b"\n\n", b"data: [DONE]\n\n"]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    text, _, _ = _chat(body)
+    out = {"id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": body.get("model"),
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+           "usage": "__RAW_USAGE__"}
+    payload = json.dumps(out).encode().replace(marker, raw)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _admin(scope: Scope, path: str, raw: bytes, send: Send) -> None:

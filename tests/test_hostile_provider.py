@@ -236,4 +236,4 @@ def test_ghat_usage_reports_the_untrusted_requests(run: dict[str, Any]) -> None:
     overall = report["groups"][-1]["current"]
     assert overall["untrusted_usage"] == 4  # usage_abc, usage_huge, claude_usage_abc, stream_usage_huge
     assert overall["tokens_in"] < 2**31 and overall["cost_usd"] < 1.0
-    assert "4 request(s) with untrusted provider usage" in usage()
+    assert "4 request(s) with usage that could not be trusted" in usage()

@@ -151,3 +151,36 @@ def test_usage_compare_reports_changes_between_ranges(data_dir: Path) -> None:
 
 def test_time_anchor() -> None:
     assert parse_time("2027-01-15T08:00:00Z") == T0
+
+
+def test_untrusted_usage_and_sanitized_records_are_found_and_left_out_of_sums(tmp_path: Path) -> None:
+    w = open_log_writer(tmp_path)
+    w.submit(make_record(0, prompt_tokens=100, completion_tokens=10, cost_usd=0.5))
+    w.submit(make_record(1, prompt_tokens=10**30, cost_usd=1e24, client_request_id="dup"))
+    w.submit(make_record(2, metadata={"operation": "\ud800"}, client_request_id="dup"))
+    w.close()
+    untrusted = ghat("logs", "--untrusted-usage", "--format", "jsonl", data_dir=tmp_path)
+    assert [json.loads(x)["request_id"] for x in untrusted.stdout.splitlines()] == ["req_00000001"]
+    sanitized = ghat("logs", "--sanitized", "--format", "jsonl", data_dir=tmp_path)
+    assert {json.loads(x)["request_id"] for x in sanitized.stdout.splitlines()} == {"req_00000001", "req_00000002"}
+    assert "?" in ghat("logs", "--untrusted-usage", data_dir=tmp_path).stdout.splitlines()[1]
+    show = ghat("logs", "show", "dup", data_dir=tmp_path)
+    assert show.returncode == 0 and json.loads(show.stdout)["request_id"] == "req_00000002"
+    assert "several requests carry" in show.stderr
+    report = json.loads(ghat("usage", "--format", "json", data_dir=tmp_path).stdout)
+    total = next(g["current"] for g in report["groups"] if g["key"] == "(all)")
+    assert (total["requests"], total["untrusted_usage"]) == (3, 1)
+    assert total["tokens_in"] == 100 + make_record(2).prompt_tokens and total["cost_usd"] < 1.0
+    table = ghat("usage", data_dir=tmp_path).stdout
+    assert "untrusted" in table.splitlines()[0] and "1 request(s) with usage that could not be trusted" in table
+
+
+def test_logs_says_when_records_were_quarantined(tmp_path: Path) -> None:
+    from adapters.logstore.writer import QUARANTINE_PREFIX
+
+    w = open_log_writer(tmp_path)
+    w.submit(make_record(0))
+    w.close()
+    (tmp_path / f"{QUARANTINE_PREFIX}1.jsonl").write_bytes(b"garbage\n{}\n")
+    out = ghat("logs", data_dir=tmp_path)
+    assert out.returncode == 0 and "2 record(s) the store refused are set aside" in out.stderr

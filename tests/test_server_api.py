@@ -115,7 +115,7 @@ def test_every_response_carries_the_ghat_headers(gateway: Gateway, client: opena
         model="chat", messages=[{"role": "user", "content": "mail me at a.b@example.com"}],
         extra_headers={"x-request-id": "trace-123"})
     h = raw.headers
-    assert h["x-request-id"] == "trace-123"
+    assert h["x-request-id"] != "trace-123" and len(h["x-request-id"]) == 32  # always the gateway's own (P14)
     phases = [p.split(";")[0].strip() for p in h["server-timing"].split(",")]
     assert phases == ["total", "resolve", "guardrails", "provider", "log", "usage", "overhead"]
     assert (h["x-ghat-app"], h["x-ghat-model"], h["x-ghat-provider"], h["x-ghat-attempts"]) == (

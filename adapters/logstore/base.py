@@ -14,15 +14,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from adapters.logstore.safe import safe_record
 from engine.records import AttemptRecord, GuardrailRecord, LogRecord
 
 # The five metadata fields the gateway accepts (headers x-ghat-<name with dashes>).
 METADATA_FIELDS = ("workspace_id", "namespace_id", "source_service", "operation", "external_request_id")
 
 
-def record_to_dict(r: LogRecord) -> dict[str, Any]:
-    """A JSON-ready dict; drops captured text in prod, whatever the server built (defence in depth)."""
-    return {
+def record_to_dict(r: LogRecord, *, compact: bool = False) -> dict[str, Any]:
+    """A JSON-ready dict; drops captured text in prod, whatever the server built (defence in depth).
+
+    `compact` (the stored body and the spill line) leaves out the fields added for P14 while they hold their
+    defaults: 60 bytes on every row pushed a typical row past a quarter of an SQLite page, so three rows
+    fitted a page instead of four and the file grew by a quarter (bench/RESULTS.md, "Request log").
+    """
+    d: dict[str, Any] = {
         "request_id": r.request_id,
         "time": r.time,
         "env": r.env,
@@ -48,43 +54,49 @@ def record_to_dict(r: LogRecord) -> dict[str, Any]:
         "timings_ms": dict(r.timings_ms),
         "captured": dict(r.captured) if r.captured and r.env != "prod" else None,
         "max_tokens": r.max_tokens,
+        "client_request_id": r.client_request_id,
+        "usage_trusted": r.usage_trusted,
+        "sanitized": dict(r.sanitized),
     }
+    if compact:
+        for name, default in (("client_request_id", None), ("usage_trusted", True), ("sanitized", {})):
+            if d[name] == default:
+                del d[name]
+    return d
 
 
 def record_from_dict(d: Mapping[str, Any]) -> LogRecord:
-    """The inverse of `record_to_dict`; tolerant of fields a later version added."""
-    return LogRecord(
-        request_id=str(d["request_id"]),
-        time=float(d["time"]),
-        env=str(d.get("env") or ""),
-        app=d.get("app"),
-        key_id=d.get("key_id"),
-        endpoint=str(d.get("endpoint") or ""),
-        requested_model=d.get("requested_model"),
-        provider=d.get("provider"),
-        upstream_model=d.get("upstream_model"),
-        stream=bool(d.get("stream")),
-        status=int(d.get("status") or 0),
-        error_code=d.get("error_code"),
-        policy_version=str(d.get("policy_version") or ""),
-        metadata={str(k): str(v) for k, v in (d.get("metadata") or {}).items()},
-        attempts=tuple(
-            AttemptRecord(str(a[0]), str(a[1]), int(a[2]), a[3], float(a[4])) for a in d.get("attempts") or ()
-        ),
-        guardrails=tuple(
-            GuardrailRecord(str(g[0]), str(g[1]), str(g[2]), int(g[3]), str(g[4]), bool(g[5]))
-            for g in d.get("guardrails") or ()
-        ),
-        prompt_tokens=int(d.get("prompt_tokens") or 0),
-        completion_tokens=int(d.get("completion_tokens") or 0),
-        cached_tokens=int(d.get("cached_tokens") or 0),
-        reasoning_tokens=int(d.get("reasoning_tokens") or 0),
-        usage_source=str(d.get("usage_source") or "none"),
-        cost_usd=float(d.get("cost_usd") or 0.0),
-        timings_ms={str(k): float(v) for k, v in (d.get("timings_ms") or {}).items()},
-        captured=d.get("captured"),
-        max_tokens=int(d["max_tokens"]) if isinstance(d.get("max_tokens"), int) else None,
-    )
+    """The inverse of `record_to_dict`, for any dict: fields a later version added are ignored, fields an
+    earlier one lacked take their defaults, and values of the wrong type or range are made storable by
+    `safe_record` (and noted in `sanitized`) rather than raising. Raises ValueError only for a non-dict."""
+    if not isinstance(d, Mapping):
+        raise ValueError(f"a log record is a JSON object, not {type(d).__name__}")
+    g: Any = d.get  # values of any type: `safe_record` below is what makes them fit the fields
+    record = LogRecord(
+        request_id=g("request_id"), time=g("time"), env=g("env", ""), app=g("app"), key_id=g("key_id"),
+        endpoint=g("endpoint", ""), requested_model=g("requested_model"), provider=g("provider"),
+        upstream_model=g("upstream_model"), stream=g("stream", False), status=g("status", 0),
+        error_code=g("error_code"), policy_version=g("policy_version", ""), metadata=g("metadata") or {},
+        attempts=tuple(_row_of(AttemptRecord, a, 5) for a in _items(g("attempts"))),
+        guardrails=tuple(_row_of(GuardrailRecord, x, 6) for x in _items(g("guardrails"))),
+        prompt_tokens=g("prompt_tokens", 0), completion_tokens=g("completion_tokens", 0),
+        cached_tokens=g("cached_tokens", 0), reasoning_tokens=g("reasoning_tokens", 0),
+        usage_source=g("usage_source", "none"), cost_usd=g("cost_usd", 0.0), timings_ms=g("timings_ms") or {},
+        captured=g("captured"), max_tokens=g("max_tokens"), client_request_id=g("client_request_id"),
+        usage_trusted=g("usage_trusted", True), sanitized=g("sanitized") or {},
+    )  # fmt: skip
+    return safe_record(record)
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value] if value is not None else []
+
+
+def _row_of(cls: Any, value: Any, n: int) -> Any:
+    """`cls(*value)` for a stored row of the right length; the raw value otherwise (`safe_record` drops it)."""
+    if isinstance(value, (list, tuple)) and len(value) == n:
+        return cls(*value)
+    return value
 
 
 def served_model(r: LogRecord) -> str | None:
@@ -112,6 +124,9 @@ class LogQuery:
     env: str | None = None
     status: str | None = None  # "200", "4xx", "5xx", "ok" (< 400), "error" (>= 400)
     code: str | None = None
+    client_request_id: str | None = None  # the caller's own x-request-id
+    usage_trusted: bool | None = None  # False: only records whose usage could not be trusted
+    sanitized: bool | None = None  # True: only records the log had to alter to store
     model: str | None = None  # requested model/alias or the served provider/model
     provider: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
@@ -126,7 +141,15 @@ class LogSink(Protocol):
     """Where records go. `write` is called from the writer's thread only, with batches."""
 
     def write(self, records: Sequence[LogRecord]) -> None:
-        """Store a batch atomically; raises on failure so the writer can spill it."""
+        """Store a batch atomically, ignoring a request id already stored; raises on failure (the writer spills)."""
+        ...
+
+    def probe(self) -> None:
+        """One small real write; raises when the store cannot take writes now (locked, full, gone).
+
+        After a failed batch this tells "the store is down" (keep the records, retry later) from
+        "a record in this batch is the problem" (find it, quarantine it, store the rest).
+        """
         ...
 
     def close(self) -> None:
