@@ -3,12 +3,18 @@
 `make bench` runs the pytest-benchmark cases; `python -m bench.bench_detectors`
 prints the table recorded in bench/RESULTS.md (MB/s per family at 1/10/100 KB,
 median and p99 of the whole input pipeline on a 2 KB chat prompt).
+`python -m bench.bench_detectors --adversarial` prints the thread CPU time of each
+rule of the shipped `support-prod` guards on 1 MB of prose and of adversarial shapes
+(run it from another tree's directory to measure that tree's detectors in one session).
 """
 
 from __future__ import annotations
 
+import random
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from dsl import ast
@@ -85,5 +91,63 @@ def main() -> None:
               f"p99 {times[int(len(times) * 0.99)] * 1e6:.1f} µs")  # fmt: skip
 
 
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _shapes(size: int) -> dict[str, str]:
+    """1 MB texts that cost the most per character before the liveness work (P15)."""
+    rnd = random.Random(11)
+
+    def digits(k: int) -> str:
+        return "".join(rnd.choice("0123456789") for _ in range(k))
+
+    def joined(make: Any, sep: str = " ") -> str:
+        parts: list[str] = []
+        total = 0
+        while total < size:
+            parts.append(make())
+            total += len(parts[-1]) + 1
+        return sep.join(parts)[:size]
+
+    def ip() -> str:
+        return ".".join(str(rnd.randint(1, 254)) for _ in range(4))
+
+    return {
+        "prose": text_of(size),
+        "card-like digit groups": joined(lambda: " ".join(digits(4) for _ in range(4))),
+        "valid cards": ("4111 1111 1111 1111 " * (size // 20 + 1))[:size],
+        "trunk-prefix numbers": joined(lambda: "0" + digits(3) + " " + digits(6)),
+        "IP access log": joined(lambda: ip() + ' - - [02/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 512', "\n"),
+        "bare IP list": joined(ip),
+        "hex": "".join(rnd.choice("0123456789abcdef") for _ in range(size)),
+        "base64": "".join(rnd.choice(B64) for _ in range(size)),
+        "a_B9 local parts": "".join(rnd.choice("aA9_") for _ in range(size)),
+        "PEM begins": ("-----BEGIN PRIVATE KEY-----\n" * (size // 28 + 1))[:size],
+        "names": ("Dear John Smith, Mary Johnson and Robert Brown met Linda Davis. " * (size // 64 + 1))[:size],
+    }  # fmt: skip
+
+
+def adversarial(size: int = 1_000_000) -> None:
+    """Each support-prod guard rule on 1 MB of each shape, in ms of this thread's CPU time."""
+    from engine.compiler import compile_paths
+
+    app = compile_paths([Path("policies")], env="prod").apps["support-prod"]
+    rules = [("in", r) for r in app.input.rules] + [("out", r) for r in app.output.rules]
+    grounding = ScanContext("output", (text_of(20_000),))
+    print("| 1 MB of | " + " | ".join(f"{d}: {r.name}" for d, r in rules) + " | input total | output total |")
+    print("| --- |" + " ---: |" * (len(rules) + 2))
+    for name, text in _shapes(size).items():
+        cells = []
+        for d, rule in rules:
+            start = time.thread_time()
+            rule.detector.scan(text, CTX if d == "in" else grounding)
+            cells.append(f"{(time.thread_time() - start) * 1000:.0f}")
+        for pipeline, ctx in ((app.input, CTX), (app.output, grounding)):
+            start = time.thread_time()
+            pipeline.run([(ctx, text)], Redactor())
+            cells.append(f"**{(time.thread_time() - start) * 1000:.0f}**")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    adversarial() if "--adversarial" in sys.argv else main()

@@ -263,6 +263,7 @@ class App:
     output: GuardBlock | None = None
     whens: tuple[When, ...] = ()
     capture: tuple[str, ...] = ()
+    max_scan: int | None = None  # characters a request may ask the guards to scan
     tests: tuple[TestCase, ...] = ()
     span: Span = _span()
 

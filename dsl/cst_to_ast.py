@@ -231,6 +231,7 @@ class CstToAst(Transformer[Token, Any]):
             output=next((b for b in blocks if b.direction == "output"), None),
             whens=tuple(v for k, v in fields if k == "when"),
             capture=get("capture", ()),
+            max_scan=get("max_scan"),
             tests=tuple(v for k, v in fields if k == "test"),
             span=self.span(meta),
         )
@@ -249,6 +250,15 @@ class CstToAst(Transformer[Token, Any]):
 
     def capture_field(self, meta: Meta, c: list[Token]) -> tuple[str, tuple[str, ...]]:
         return ("capture", tuple(str(t) for t in c))
+
+    def max_scan_field(self, meta: Meta, c: list[Token]) -> tuple[str, int | None]:
+        errors = len(self.diagnostics)
+        value = self.count(c[0], "scan cap", sizes=True)
+        if value <= 0:
+            if len(self.diagnostics) == errors:
+                self.bad(c[0], "a scan cap must be positive", "write a size in characters such as 256k or 1M")
+            return ("max_scan", None)
+        return ("max_scan", value)
 
     def max_tokens_field(self, meta: Meta, c: list[Any]) -> tuple[str, Any]:
         mode = str(c[1]) if len(c) > 1 else "clamp"

@@ -417,6 +417,8 @@ def _app(a: ast.App, cst: Cst) -> Stmt:
     if a.capture:
         body.append(Stmt("capture", ", ".join(a.capture), _find(cst, "capture_field"), group="f"))
     body += _settings(a.settings, cst)
+    if a.max_scan is not None:
+        body.append(Stmt("max_scan", size(a.max_scan), _find(cst, "max_scan_field"), group="f"))
     if a.shadow:
         body.append(Stmt("shadow", "", _find(cst, "shadow_field")))
     blocks = _all(cst, "guard_block")

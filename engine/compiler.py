@@ -103,6 +103,7 @@ class CompiledApp:
     span: ast.Span
     base: Effective  # the settings when no `when` matches
     policy_env: str | None = None
+    max_scan: int | None = None  # characters of request text the input guards may scan
     resolved: dict[tuple[int, ...], Effective] = field(default_factory=dict, compare=False, repr=False)
 
     def effective(self, matched: tuple[int, ...]) -> Effective:
@@ -180,6 +181,7 @@ def _stage_apps(state: _State) -> None:
             span=app.span,
             base=Effective.of(state.env, app.name, app.settings, None),
             policy_env=state.env,
+            max_scan=app.max_scan,
         )
 
 

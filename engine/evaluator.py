@@ -20,6 +20,7 @@ from engine.compiler import CompiledApp, CompiledPolicy, Effective, Plan, SplitC
 from engine.decision import Allow, Candidate, Decision, Deny, Step
 from engine.detectors.base import ScanContext
 from engine.guards import Outcome, Redactor
+from engine.offload import run_guards
 from engine.ratelimit import RateLimiter
 from engine.request import EvalContext, GatewayRequest
 
@@ -154,11 +155,18 @@ async def evaluate(
                          retry_after=retry_after, app=app.name, span=eff.rate_span)  # fmt: skip
         if steps is not None:
             steps.append(Step("rate_limit", "ok", rate.text, eff.rate_span))
-    # 7. input guardrails
+    # 7. input guardrails (never on more text than the app lets them scan)
+    if app.max_scan is not None:
+        size = sum(len(t.text) for t in request.texts)
+        if size > app.max_scan:
+            return _deny(policy, steps, errors.BODY_TOO_LARGE, "input_guardrails",
+                         f"The request's text is {size} characters; app '{app.name}' scans at most {app.max_scan}.",
+                         app=app.name, span=app.span)  # fmt: skip
     redactor = Redactor()
     outcomes: tuple[Outcome, ...] = ()
     if app.input.rules and request.texts:
-        result = app.input.run([(ScanContext(t.role, request.grounding), t.text) for t in request.texts], redactor)
+        texts = [(ScanContext(t.role, request.grounding), t.text) for t in request.texts]
+        result = await run_guards(app.input, texts, redactor)  # off the event loop when large (P15)
         outcomes = tuple(result.outcomes)
         fired.extend(o.detector for o in outcomes if o.action != "detect" or o.shadow)
         if result.blocked is not None:

@@ -23,7 +23,7 @@ def test_deny_names_the_guard_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert explain(tmp_path, body) == 0
     out = capsys.readouterr().out
     assert out.startswith("deny: guardrail_topics_blocked (403)")
-    assert "policies/support.policy:16:5" in out and 'topics ["medical diagnosis", "legal advice"] block' in out
+    assert "policies/support.policy:17:5" in out and 'topics ["medical diagnosis", "legal advice"] block' in out
 
 
 def test_json_shows_when_override_and_route(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

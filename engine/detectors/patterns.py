@@ -4,6 +4,11 @@ Every family compiles its patterns twice at construction: once together into a
 single `re2.Set` (one linear scan tells which patterns occur at all) and once each
 on its own (run only for the patterns the set reported, to get spans and groups).
 A 2 KB prompt with no candidates costs one set scan, a few microseconds.
+
+Matches on ASCII text are read straight from RE2's spans (`finditer`, `search`
+below): the binding's own iterator re-encodes and re-decodes offsets and builds a
+match object per hit, which cost more than the confirmers on dense text (a 1 MB
+list of IP addresses: 111 111 matches). Non-ASCII text goes through the binding.
 """
 
 from __future__ import annotations
@@ -19,7 +24,65 @@ import re2
 # A confirmer gets (text, match) and returns the span to report, or None to drop it;
 # a list when one match holds several findings (two names in one capitalised run).
 Span = tuple[int, int]
-Confirm = Callable[[str, "re2._Match"], "Span | list[Span] | None"]
+Confirm = Callable[[str, "Match"], "Span | list[Span] | None"]
+_UNANCHORED = re2._Anchor.UNANCHORED
+_NO_SPAN = (-1, -1)
+
+
+class Match:
+    """One match: groups read from the searched text, offsets shifted into the whole text.
+
+    `offset` is where the searched slice starts in the text confirmers see, so a
+    search on a bounded slice reads like a search on the whole text."""
+
+    __slots__ = ("_offset", "_searched", "_spans")
+
+    def __init__(self, searched: str, spans: Sequence[tuple[int, int]], offset: int = 0) -> None:
+        self._searched, self._spans, self._offset = searched, spans, offset
+
+    def group(self, g: int = 0) -> str | None:
+        s, e = self._spans[g]
+        return None if s < 0 else self._searched[s:e]
+
+    def start(self, g: int = 0) -> int:
+        s = self._spans[g][0]
+        return s + self._offset if s >= 0 else s
+
+    def end(self, g: int = 0) -> int:
+        e = self._spans[g][1]
+        return e + self._offset if e >= 0 else e
+
+
+def _spans_of(m: re2._Match, groups: int) -> list[tuple[int, int]]:
+    return [m.span(g) for g in range(groups + 1)]
+
+
+def finditer(regex: re2._Regexp, text: str, groups: int | None = None) -> Iterator[Match]:
+    """Non-overlapping matches left to right, as `regex.finditer` finds them."""
+    if not text.isascii():
+        n = regex.groups if groups is None else groups
+        for m in regex.finditer(text):
+            yield Match(text, _spans_of(m, n))
+        return
+    raw, data, pos = regex._regexp, text.encode(), 0
+    end = len(data)
+    while True:
+        spans = raw.Match(_UNANCHORED, data, pos, end)
+        if spans[0] == _NO_SPAN:
+            return
+        yield Match(text, spans)
+        if pos == end:
+            return
+        pos = pos + 1 if spans[0][1] == pos else spans[0][1]  # step past an empty match
+
+
+def search(regex: re2._Regexp, text: str, pos: int = 0, offset: int = 0, groups: int | None = None) -> Match | None:
+    """The first match at or after `pos`, as `regex.search`; offsets shifted by `offset`."""
+    if not text.isascii():
+        m = regex.search(text, pos)
+        return None if m is None else Match(text, _spans_of(m, regex.groups if groups is None else groups), offset)
+    spans = regex._regexp.Match(_UNANCHORED, text.encode(), pos, len(text))
+    return None if spans[0] == _NO_SPAN else Match(text, spans, offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +102,9 @@ class Rule:
     # ("123-45-6789 4111 1111 1111 1111" read as one run); retry looks again from each later start.
     retry: bool = False
     shorter: bool = False  # retry only by cutting the rejected candidate at a separator (cheaper)
+    # Fewest digits a confirmed value has (13 for a card, 7 for a phone number): retries skip
+    # the cuts and starts that leave fewer, so a dense run of digits costs no hopeless searches.
+    min_digits: int = 0
 
 
 def _options(case_sensitive: bool = True, never_capture: bool = False) -> re2.Options:
@@ -68,6 +134,7 @@ class PatternSet:
             self._set.Add(rule.pattern)
         self._set.Compile()
         self._regexes = tuple(re2.compile(r.pattern, _options()) for r in self.rules)
+        self._groups = tuple(int(r.groups) for r in self._regexes)
         self._right = tuple((frozenset(r.right), frozenset(r.right_dot)) for r in self.rules)
         # + 2: a right edge looks at up to two characters after the match
         widths = [
@@ -78,6 +145,7 @@ class PatternSet:
         self._retry = tuple(r.retry and b for r, b in zip(self.rules, self._bounded, strict=True))
         self._shorter = tuple((r.retry or r.shorter) and b for r, b in zip(self.rules, self._bounded, strict=True))
         self._widths = tuple(w or 0 for w in widths)
+        self._min_digits = tuple(r.min_digits for r in self.rules)
         self.max_span: int | None = (
             None if any(w is None for w in widths) else max((w or 0 for w in widths), default=0)
         )
@@ -89,7 +157,7 @@ class PatternSet:
 
     def spans(self, index: int, text: str) -> Iterator[tuple[int, int]]:
         """Confirmed spans of rule `index` in `text`."""
-        for m in self._regexes[index].finditer(text):
+        for m in finditer(self._regexes[index], text, self._groups[index]):
             found = self._confirmed(index, text, m)
             if found:
                 yield from found
@@ -101,32 +169,43 @@ class PatternSet:
             elif self._shorter[index]:
                 yield from self._inside(index, text, m, later=self._retry[index])
 
-    def _confirmed(self, index: int, text: str, m: re2._Match | _Shifted) -> list[Span]:
+    def _confirmed(self, index: int, text: str, m: Match) -> list[Span]:
         rule = self.rules[index]
         right, right_dot = self._right[index]
         if right and not _right_edge(text, m.end(), right, right_dot):
             return []
         if rule.confirm is not None:
-            span = rule.confirm(text, m)  # a _Shifted reads like a match
+            span = rule.confirm(text, m)
             return span if isinstance(span, list) else [] if span is None else [span]
-        if m.re.groups and m.start(1) >= 0:
+        if self._groups[index] and m.start(1) >= 0:
             return [(m.start(1), m.end(1))]
         return [(m.start(), m.end())]
 
-    def _inside(self, index: int, text: str, rejected: re2._Match, later: bool) -> Iterator[Span]:
+    def _token(self, index: int, m: Match) -> int:
+        """Where the value starts: group 1 when the pattern captures one, else the match."""
+        return m.start(1) if self._groups[index] and m.start(1) >= 0 else m.start()
+
+    def _inside(self, index: int, text: str, rejected: Match, later: bool) -> Iterator[Span]:
         """A value inside a rejected candidate: the same start cut at a separator (+44 20 7946
         0958 before a card number), else a later token start. Each search runs on a slice
         bounded by the rule's width, so the scan stays linear."""
-        regex, groups = self._regexes[index], self._regexes[index].groups
-        tok = rejected.start(1) if groups and rejected.start(1) >= 0 else rejected.start()
+        regex, groups = self._regexes[index], self._groups[index]
+        tok = self._token(index, rejected)
         lo, hi = tok + 1, rejected.end()
         base = max(0, tok - 1)
+        need = self._min_digits[index]
+        digits = _digits(text, tok, hi) if need else 0
         for cut in range(hi - 1, tok, -1):  # shorter, same start, longest first
+            if need:
+                if text[cut] in _ASCII_DIGITS:
+                    digits -= 1
+                if digits < need:
+                    break  # every shorter cut has fewer digits still
             if text[cut] not in " .-/":
                 continue
-            mm = regex.search(text[base:cut], tok - 1 - base if tok > 0 else 0)
-            if mm is not None and base + (mm.start(1) if groups and mm.start(1) >= 0 else mm.start()) == tok:
-                found = self._confirmed(index, text, _Shifted(mm, base))
+            mm = search(regex, text[base:cut], tok - 1 - base if tok > 0 else 0, base, groups)
+            if mm is not None and self._token(index, mm) == tok:
+                found = self._confirmed(index, text, mm)
                 if found:
                     yield from found
                     return
@@ -137,44 +216,42 @@ class PatternSet:
         """The first confirmed value starting in [lo, hi), searched from each token start."""
         if lo < 1:
             return
-        regex, groups = self._regexes[index], self._regexes[index].groups
+        regex, groups = self._regexes[index], self._groups[index]
         base = lo - 1  # one character before each start, for the left-edge class
         stop = min(len(text), hi + self._widths[index] + 2)
         piece = text[base:stop]
+        need = self._min_digits[index]
+        digits = _digits(text, lo, stop) if need else 0
         for t in range(lo, hi):
+            if need:
+                if t > lo and text[t - 1] in _ASCII_DIGITS:
+                    digits -= 1
+                if digits < need:
+                    return  # too few digits left for a value starting here or later
             if text[t - 1].isalnum() or not (text[t].isalnum() or text[t] in "+("):
                 continue  # not where a value can start
-            mm = regex.search(piece, t - 1 - base)
+            mm = search(regex, piece, t - 1 - base, base, groups)
             if mm is None:
                 return
-            start = base + (mm.start(1) if groups and mm.start(1) >= 0 else mm.start())
+            start = self._token(index, mm)
             if start >= hi:
                 return  # past the candidate: the main scan finds it
-            if start != t or (mm.end() >= len(piece) and stop < len(text)):
+            if start != t or (mm.end() >= stop and stop < len(text)):
                 continue  # starts later (its own turn comes), or a false $ at the slice end
-            found = self._confirmed(index, text, _Shifted(mm, base))
+            found = self._confirmed(index, text, mm)
             if found:
                 yield from found
                 return  # the main scan resumes after the candidate
 
 
-class _Shifted:
-    """A match on a slice, read with offsets in the whole text (for confirmers)."""
+def _digits(text: str, start: int, end: int) -> int:
+    """ASCII digits in text[start:end] (what RE2's `\\d` matches)."""
+    piece = text[start:end]
+    return len(piece) - len(piece.translate(_DIGITS_GONE))
 
-    def __init__(self, m: re2._Match, offset: int) -> None:
-        self._m, self._offset, self.re = m, offset, m.re
 
-    def group(self, g: int = 0) -> str | None:
-        value: str | None = self._m.group(g)
-        return value
-
-    def start(self, g: int = 0) -> int:
-        s: int = self._m.start(g)
-        return s + self._offset if s >= 0 else s
-
-    def end(self, g: int = 0) -> int:
-        e: int = self._m.end(g)
-        return e + self._offset if e >= 0 else e
+_DIGITS_GONE = str.maketrans("", "", "0123456789")
+_ASCII_DIGITS = frozenset("0123456789")
 
 
 def _right_edge(text: str, end: int, right: frozenset[str], right_dot: frozenset[str]) -> bool:

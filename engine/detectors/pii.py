@@ -12,6 +12,7 @@ name lists and context rules; they are off unless a policy names them in `types`
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 import phonenumbers
 import re2
@@ -21,7 +22,7 @@ from stdnum import luhn
 from dsl import ast
 from dsl.catalog import PII_DEFAULT_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import PatternSet, Rule, drop_overlaps, expand
+from engine.detectors.patterns import PatternSet, Rule, drop_overlaps, expand, search
 from engine.detectors.pii_context import CONTEXT_RULES
 from engine.detectors.placeholders import strip_tags
 from engine.detectors.registry import register
@@ -40,43 +41,72 @@ _DATE_LIKE = re2.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}
 
 
 def _email(text: str, m: re2._Match) -> tuple[int, int] | None:
-    local, domain = m.group(1), m.group(2).lower()
+    """The local part starts at its first letter or digit (read here, not matched: a counted
+    run after a restricted first character made RE2's DFA track every possible start of the
+    last 64 characters, a new state per byte on `a_B9_…` text)."""
+    run, domain = m.group(1), m.group(2).lower()
+    skip = next((i for i, c in enumerate(run) if c.isascii() and c.isalnum()), None)
+    if skip is None:
+        return None  # no letter or digit: not a local part
+    local = run[skip:]
     if local.lower() == "git" and domain in ("github.com", "gitlab.com", "bitbucket.org"):
         return None  # an SSH remote, not a person's address
     if domain.endswith((".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".js", ".css")):
         return None  # retina asset names: logo@2x.png
-    return m.start(1), m.end(2)
+    return m.start(1) + skip, m.end(2)
 
 
 def _phone(text: str, m: re2._Match) -> tuple[int, int] | None:
     raw = m.group(1)
     start, end = m.start(1), m.end(1)
-    digits = sum(c.isdigit() for c in raw)
-    if digits < 7 or digits > 15 or _DATE_LIKE.match(raw) or _SSN_SHAPE.match(raw):
+    # the cheap shape checks first: a dense run of digits makes many candidates
+    digits = len(raw.translate(_NOT_DIGITS))
+    if digits < 7 or digits > 15 or raw.count(".") > 2:
         return None
-    if raw.count(".") > 2 or (text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit()):
+    if text[end : end + 1] == "." and text[end + 1 : end + 2].isdigit():
         return None
-    if raw.startswith("00") and raw.isdigit() and _PHONE_CONTEXT.search(strip_tags(text[max(0, start - 40) : start])) is None:
+    if search(_DATE_LIKE, raw) is not None or search(_SSN_SHAPE, raw) is not None:
+        return None
+    if raw.startswith("00") and raw.isdigit() and not _phone_context(text, start):
         return None  # an unseparated 00… run is an id (SKU 0012345678905), not a dialled number
     if raw.startswith("+") or raw.startswith("00"):
-        try:
-            number = phonenumbers.parse(raw if raw[0] == "+" else "+" + raw[2:], None)
-        except phonenumbers.NumberParseException:
-            return None
-        return (start, end) if phonenumbers.is_valid_number(number) else None
+        return (start, end) if _valid_international(raw if raw[0] == "+" else "+" + raw[2:]) else None
     # national numbers without a `+`: trust the shape only when it looks like a phone
     # number (trunk prefix 0, area code in parentheses, US 3-3-4); else ask for context
-    shaped = digits >= 9 and (raw[0] in "0(" or _US_SHAPE.match(raw) is not None)
-    if not shaped and _PHONE_CONTEXT.search(strip_tags(text[max(0, start - 40) : start])) is None:
+    shaped = digits >= 9 and (raw[0] in "0(" or search(_US_SHAPE, raw) is not None)
+    if not shaped and not _phone_context(text, start):
         return None  # bare digit runs are order numbers, ZIP codes and ids
+    return (start, end) if _valid_national(raw) else None
+
+
+_NOT_DIGITS = str.maketrans("", "", "+() .-")  # the phone pattern's other characters
+
+
+def _phone_context(text: str, start: int) -> bool:
+    """A phone word in the 40 characters before `start` (ghat placeholders do not count)."""
+    return search(_PHONE_CONTEXT, strip_tags(text[max(0, start - 40) : start])) is not None
+
+
+# A parse costs 10-100 µs (a national number is tried in eleven regions); lists repeat
+# numbers, so each verdict is kept (the functions are pure).
+@lru_cache(maxsize=4096)
+def _valid_international(raw: str) -> bool:
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(raw, None)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+@lru_cache(maxsize=4096)
+def _valid_national(raw: str) -> bool:
     for region in PHONE_REGIONS:
         try:
             number = phonenumbers.parse(raw, region)
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
-            return start, end
-    return None
+            return True
+    return False
 
 
 _CARD_LENGTHS = {"34": (15,), "37": (15,), "4": (13, 16, 19), "5": (16,), "2": (16,),
@@ -151,12 +181,12 @@ def _ipv6(text: str, m: re2._Match) -> tuple[int, int] | None:
 
 
 RULES: tuple[tuple[Rule, int], ...] = (
-    (Rule("email", r"([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})", _email, right=expand("[A-Za-z0-9.-"), right_dot=expand("[A-Za-z0-9")), 9),
-    (Rule("credit_card", r"(?:^|[^\]0-9A-Za-z_.-])((?:\d[ -]?){12,18}\d)\b", _card, right="[-", retry=True), 8),
+    (Rule("email", r"([A-Za-z0-9._%+-]{1,64})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})", _email, right=expand("[A-Za-z0-9.-"), right_dot=expand("[A-Za-z0-9")), 9),
+    (Rule("credit_card", r"(?:^|[^\]0-9A-Za-z_.-])((?:\d[ -]?){12,18}\d)\b", _card, right="[-", retry=True, min_digits=13), 8),
     (Rule("iban", r"(?:^|[^\]A-Za-z0-9])([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})\b", _iban, right="["), 8),
     (Rule("us_ssn", r"(?:^|[^\]0-9A-Za-z-])(\d{3}-\d{2}-\d{4})\b", _ssn, right="[-"), 7),
     (Rule("us_ssn", r"(?i:ssn|social security(?: number| no\.?)?|ss#)[^0-9\n]{0,20}(\d{3}[ .-]?\d{2}[ .-]?\d{4})", _ssn, right="[0123456789"), 7),
-    (Rule("phone", r"(?:^|[^\]0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})\b", _phone, right="[", shorter=True), 5),
+    (Rule("phone", r"(?:^|[^\]0-9A-Za-z_+.-])((?:\+|00)?\(?\d{1,4}\)?(?:[ .-]{0,2}\(?\d{1,5}\)?){1,5}[ .-]?\d{2,5})\b", _phone, right="[", shorter=True, min_digits=7), 5),
     (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z.])((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))\b", _ipv4, right="[", right_dot="[0123456789"), 6),
     (Rule("ip_address", r"(?:^|[^\]0-9A-Za-z:])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})", _ipv6, right=expand("[0-9A-Za-z:")), 6),
 )  # fmt: skip
