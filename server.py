@@ -35,12 +35,14 @@ from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
 from adapters.codecs import CODECS, BadRequest, decode, load_json, upstream_body
 from adapters.codecs.openai_chat import ERROR_SHAPE, RESPONSE_SHAPES, strip_logprobs
+from adapters.jsonwire import dumps
 from dsl.diagnostics import PolicyError
 from engine.conversation import guard_tree
 from engine.decision import Allow, Deny
 from engine.errors import guardrail_blocked
 from engine.evaluator import evaluate
 from engine.keys import KeyRecord
+from engine.offload import run_off_loop
 from engine.ports import JSON, Usage
 from engine.records import GuardrailRecord, LogRecord
 from engine.request import EvalContext
@@ -330,8 +332,9 @@ class GatewayApp:
             t1 = time.perf_counter()
             if allow.output.enforcing:
                 strip_logprobs(response)
-            guarded = guard_tree(response, RESPONSE_SHAPES[ex.endpoint], allow.output, allow.redactor.for_output(),
-                                 allow.request.grounding, restore)  # fmt: skip
+            guarded = await run_off_loop(guard_tree, response, RESPONSE_SHAPES[ex.endpoint], allow.output,
+                                         allow.redactor.for_output(), allow.request.grounding, restore,
+                                         size=len(dumps(response)))  # fmt: skip
             ex.t["guardrails"] += (time.perf_counter() - t1) * 1000.0
             ex.outcomes.extend(("output", o) for o in guarded.outcomes)
             ex.fire(guarded.outcomes)

@@ -15,6 +15,8 @@ the loop keeps answering while a worker scans.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -26,6 +28,7 @@ from engine.guards import GuardPipeline, GuardResult, Redactor
 # Characters (summed over the texts) up to which a pipeline runs inline. Measured: the
 # worst adversarial text costs ~5 µs per character in the shipped policies' input guards,
 # so 8 K characters hold the loop at most ~40 ms; a chat prompt (~2 K) takes ~50 µs.
+T = TypeVar("T")
 INLINE_CHARS = 8192
 
 
@@ -63,6 +66,16 @@ async def run_guards(
     if sum(len(text) for _context, text in texts) <= inline_chars or not _on_event_loop():
         return pipeline.run(texts, redactor)
     return await anyio.to_thread.run_sync(pipeline.run, texts, redactor, limiter=_limiter)
+
+
+async def run_off_loop(fn: Callable[..., T], *args: Any, size: int, inline_chars: int = INLINE_CHARS) -> T:
+    """`fn(*args)`, inline when `size` (characters to scan) is small, else in a worker thread (P15).
+
+    For guard work that is not one `pipeline.run` call: a whole answer's slots (`guard_tree`).
+    """
+    if size <= inline_chars or not _on_event_loop():
+        return fn(*args)
+    return await anyio.to_thread.run_sync(fn, *args, limiter=_limiter)
 
 
 def _on_event_loop() -> bool:
