@@ -3,7 +3,7 @@
 The pipeline is a list of named stages in one place (`STAGES`), as OPA's
 compiler is: each takes the state so far and adds to it, and `compile_policy`
 runs them in order. Everything that does not depend on the request is done
-here — route plans, merged guard pipelines, compiled `when` predicates — so
+here — route plans, guard pipelines (one detector per option set), compiled `when` predicates — so
 the evaluator only looks things up.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import ast
@@ -21,7 +21,8 @@ from dsl.loader import load
 from dsl.resolve import Index
 from engine.conditions import Predicate, compile_condition
 from engine.decision import Candidate
-from engine.guards import GuardPipeline, compile_pipeline
+from engine.detectors.base import Detector
+from engine.guards import DetectorKey, GuardPipeline, compile_pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class _State:
     index: Index = field(default_factory=Index)
     plans: dict[str, Plan] = field(default_factory=dict)
     apps: dict[str, CompiledApp] = field(default_factory=dict)
+    detectors: dict[DetectorKey, Detector] = field(default_factory=dict)  # built once per option set
 
 
 def _stage_index(state: _State) -> None:
@@ -172,8 +174,8 @@ def _stage_apps(state: _State) -> None:
             plans=plans,
             settings=app.settings,
             whens=tuple(WhenRule(compile_condition(w.condition), w.settings, w.span) for w in app.whens),
-            input=_pipeline(app.input, "input", custom, app),
-            output=_pipeline(app.output, "output", custom, app),
+            input=compile_pipeline(app.input, "input", custom, app.shadow, app.name, state.detectors),
+            output=compile_pipeline(app.output, "output", custom, app.shadow, app.name, state.detectors),
             providers=providers,
             shadow=app.shadow,
             capture=app.capture,
@@ -181,32 +183,6 @@ def _stage_apps(state: _State) -> None:
             base=Effective.of(state.env, app.name, app.settings, None),
             policy_env=state.env,
         )
-
-
-def _pipeline(
-    block: ast.GuardBlock | None, direction: ast.Direction, custom: dict[str, ast.CustomDetector], app: ast.App
-) -> GuardPipeline:
-    """A block's pipeline, with shadow rules kept apart from enforced rules on the same detector.
-
-    `compile_pipeline` merges every rule of one detector into one, strictest
-    wins; a shadow rule merged with an enforced one would then be enforced.
-    Compiling such shadow rules as a pipeline of their own keeps them
-    observational: they report what they would have done and change nothing.
-    """
-    if block is None or app.shadow:
-        return compile_pipeline(block, direction, custom, app.shadow, app.name)
-    enforced = {g.detector for g in block.guards if not g.shadow}
-    lagging = [g for g in block.guards if g.shadow and g.detector in enforced]
-    if not lagging:
-        return compile_pipeline(block, direction, custom, False, app.name)
-    keep = tuple(g for g in block.guards if not any(g is x for x in lagging))
-    main = compile_pipeline(replace(block, guards=keep), direction, custom, False, app.name)
-    extra = compile_pipeline(ast.GuardBlock(direction, tuple(lagging)), direction, custom, False, app.name)
-    first: dict[str, int] = {}
-    for i, g in enumerate(block.guards):
-        first.setdefault(g.detector, i)
-    ordered = tuple(sorted(main.rules, key=lambda r: first[r.name]))  # a detector keeps its first mention's place
-    return GuardPipeline(direction, ordered + extra.rules, main.block_message, app.name)
 
 
 STAGES: list[tuple[str, Callable[[_State], None]]] = [
