@@ -45,6 +45,7 @@ class GuardRule:
     span: ast.Span
     roles: frozenset[str] | None = None  # message roles this rule reads; None: all
     topics: frozenset[str] | None = None  # a topics rule: the topics (finding details) it acts on
+    order: int = 0  # the rule's place in its block: of several blocking rules, the first refuses
 
     def fires_on(self, finding: Finding) -> bool:
         """Whether this rule acts on the finding: its type, and for topics its topic, are the rule's."""
@@ -216,23 +217,32 @@ class GuardPipeline:
         return out
 
     def run(self, texts: list[tuple[ScanContext, str]], redactor: Redactor | None = None) -> GuardResult:
-        """Scan each text with every rule; redact enforced findings; the first enforced block refuses."""
+        """Scan each text with every rule; redact enforced findings.
+
+        If enforced rules block, the first of them in declared order refuses
+        (on its first finding), whichever text or detector found it first.
+        """
         redactor = redactor or Redactor()
         tally = Tally()
         out: list[str] = []
-        blocked: Blocked | None = None
+        blocking: Hit | None = None
         for context, text in texts:
-            spans: list[tuple[int, int, str]] = []
+            spans: list[tuple[int, int, int, str]] = []
             for hit in self.hits(context, text):
                 tally.add(hit)
                 if hit.rule.shadow:
                     continue
-                if hit.action == "block" and blocked is None:
-                    blocked = self.blocked_by(hit)
+                if hit.action == "block":
+                    if blocking is None or hit.rule.order < blocking.rule.order:
+                        blocking = hit
                 elif hit.action == "redact" and hit.finding.redactable:
-                    spans.append((hit.finding.start, hit.finding.end, hit.finding.type))
-            out.append(apply_redactions(text, spans, redactor) if spans else text)
-        return GuardResult(out, tally.outcomes(), blocked)
+                    f = hit.finding
+                    spans.append((f.start, -f.end, hit.rule.order, f.type))
+            if spans:  # one span found by several rules takes the type of the first rule that redacts it
+                spans.sort()
+                text = apply_redactions(text, [(s, -e, t) for s, e, _o, t in spans], redactor)
+            out.append(text)
+        return GuardResult(out, tally.outcomes(), None if blocking is None else self.blocked_by(blocking))
 
     def blocked_by(self, hit: Hit) -> Blocked:
         return Blocked(hit.rule, hit.finding, self._message(hit.rule, hit.finding))
@@ -338,7 +348,7 @@ def compile_pipeline(
     for guard in block.guards:
         scopes.setdefault(_base_key(guard, custom), []).append(guard)
     detectors = {base: _detector(base, guards, custom, cache) for base, guards in scopes.items()}
-    rules = tuple(_rule(g, detectors[_base_key(g, custom)], app_shadow) for g in block.guards)
+    rules = tuple(_rule(g, detectors[_base_key(g, custom)], app_shadow, i) for i, g in enumerate(block.guards))
     message = TEMPLATE_ENV.from_string(block.message) if block.message else None
     return GuardPipeline(direction, rules, message, app_name)
 
@@ -371,7 +381,7 @@ def _detector(
     return detector
 
 
-def _rule(guard: ast.Guard, detector: Detector, app_shadow: bool) -> GuardRule:
+def _rule(guard: ast.Guard, detector: Detector, app_shadow: bool, order: int) -> GuardRule:
     """One rule with its own selection: named types or categories, else the detector's default types."""
     spec = BUILTINS.get(guard.detector)
     named = (*guard.types, *guard.categories)
@@ -392,4 +402,5 @@ def _rule(guard: ast.Guard, detector: Detector, app_shadow: bool) -> GuardRule:
         span=guard.span,
         roles=spec.roles if spec is not None else None,
         topics=frozenset(guard.topics) if guard.detector == "topics" else None,
+        order=order,
     )

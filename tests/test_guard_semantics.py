@@ -187,5 +187,7 @@ def test_each_rule_acts_as_it_would_alone(rules: list[ast.Guard], text: str) -> 
     blockers = [g for g, p in zip(rules, alone, strict=True) if run(p, text).blocked is not None]
     blocked = run(together, text).blocked
     assert (blocked is None) == (not blockers)
+    if blocked is not None:
+        assert blocked.rule.span == blockers[0].span
     if blocked is None:
         assert redacted(together, text) == set().union(*(redacted(p, text) for p in alone))
