@@ -91,11 +91,15 @@ class Effective:
     cap_span: ast.Span | None
     timeout_s: float | None
     limits: tuple[Limit, ...]
+    buckets: tuple[tuple[str, int, float], ...] | None  # the limiter's arguments, when no limit is per key
 
     @classmethod
     def of(cls, settings: ast.Settings, when_span: ast.Span | None, limits: tuple[Limit, ...]) -> Effective:
+        buckets = None
+        if not any(lim.per_key for lim in limits):
+            buckets = tuple((lim.bucket, lim.rate.limit, lim.rate.period_s) for lim in limits)
         return cls(settings, settings.max_tokens, settings.span_of("max_tokens") or when_span, settings.timeout_s,
-                   limits)  # fmt: skip
+                   limits, buckets)  # fmt: skip
 
 
 def limit_of(env: str | None, app: str, rate: ast.RateLimit | None, rule: str, span: ast.Span | None) -> Limit | None:

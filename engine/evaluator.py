@@ -146,8 +146,10 @@ async def evaluate(
     # 6. rate limit: every limit that applies must admit (nothing is taken from any when one refuses)
     limits = eff.limits
     if limits and limiter is not None:
-        buckets = [(lim.bucket + ctx.key_id if lim.per_key else lim.bucket, lim.rate.limit, lim.rate.period_s)
-                   for lim in limits]  # fmt: skip
+        buckets = eff.buckets
+        if buckets is None:  # a per-key limit: its bucket ends with the key id
+            buckets = tuple((lim.bucket + ctx.key_id if lim.per_key else lim.bucket, lim.rate.limit,
+                             lim.rate.period_s) for lim in limits)  # fmt: skip
         refusal = await limiter.acquire_all(buckets, ctx.now)
         if refusal is not None:
             refused = limits[refusal[0]]

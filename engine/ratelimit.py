@@ -43,6 +43,18 @@ class MemoryRateLimiter:
     def acquire_all_now(self, buckets: Sequence[Bucket], now: float | None = None) -> Refusal | None:
         """The synchronous core: check every bucket first, record in all only if all admit."""
         t = self._clock() if now is None else now  # type: ignore[operator]
+        if len(buckets) == 1:  # the common case, without the lists
+            key, limit, period_s = buckets[0]
+            log = self._logs.get(key)
+            if log is None:
+                log = self._logs[key] = deque()
+            edge = t - period_s
+            while log and log[0] <= edge:
+                log.popleft()
+            if len(log) < limit:
+                log.append(t)
+                return None
+            return (0, max(log[0] - edge, 0.001) if log else period_s)
         logs: list[deque[float]] = []
         refusal: Refusal | None = None
         for i, (key, limit, period_s) in enumerate(buckets):

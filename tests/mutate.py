@@ -136,13 +136,23 @@ def apply(node: ast.AST, variant: int) -> None:
         node.op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
 
 
+_SOURCES: dict[str, str] = {}
+
+
+def source(target: str) -> str:
+    """The target's text as the run found it: editing a file during a run changes none of its mutants."""
+    if target not in _SOURCES:
+        _SOURCES[target] = (ROOT / target).read_text()
+    return _SOURCES[target]
+
+
 def mutants(target: str) -> list[Mutant]:
-    tree = ast.parse((ROOT / target).read_text())
+    tree = ast.parse(source(target))
     return [Mutant(target, i, getattr(n, "lineno", 0), what) for i, (n, what, _v) in enumerate(points(tree))]
 
 
 def mutated_source(target: str, index: int) -> str:
-    tree = ast.parse((ROOT / target).read_text())
+    tree = ast.parse(source(target))
     node, _what, variant = list(points(tree))[index]
     apply(node, variant)
     return ast.unparse(ast.fix_missing_locations(tree))
@@ -251,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = _OUTCOMES.get(os.waitstatus_to_exitcode(status), "error")
         results[m] = outcome
         if outcome != "killed":
-            print(f"  {outcome:8} {m.target}:{m.line}  {m.what}", flush=True)
+            print(f"  {outcome:8} {m.target}:{m.line}  {m.what}  (#{m.index})", flush=True)
+        if len(results) % 20 == 0:
+            print(f"  … {len(results)}/{len(todo)} in {(time.monotonic() - started) / 60:.1f} min", flush=True)
     elapsed = time.monotonic() - started
     report = _report(results, elapsed)
     print(report, flush=True)
