@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Each target and the tests that cover it, fast and specific ones first (a kill stops the run).
 ENGINE_TESTS = (
-    "tests/test_evaluator.py", "tests/test_compiler.py", "tests/test_rate_semantics.py",
+    "tests/test_evaluator.py", "tests/test_values.py", "tests/test_compiler.py", "tests/test_rate_semantics.py",
     "tests/test_guard_semantics.py", "tests/test_streaming.py", "tests/test_testing_cli.py",
     "tests/test_explain_cli.py", "tests/test_differential.py", "tests/test_properties_engine.py",
 )  # fmt: skip
@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="mutants run at once (default 2)")
     parser.add_argument("--out", default="mutation-results.json", help="where to write every outcome")
     parser.add_argument("--sample", type=int, default=0, help="run every N-th mutant only (0: all)")
+    parser.add_argument("--again", help="a previous --out file: run only its survivors again (after new tests)")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
@@ -244,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     todo = [m for t in (args.only or list(TARGETS)) for m in mutants(t)]
     if args.sample:
         todo = todo[:: args.sample]
+    if args.again:
+        before = json.loads(Path(args.again).read_text())
+        again = {(r["target"], r["index"]) for r in before if r["outcome"] == "survived"}
+        todo = [m for m in todo if (m.target, m.index) in again]
     print(f"{len(todo)} mutants over {', '.join(args.only or TARGETS)}", flush=True)
     results: dict[Mutant, str] = {}
     running: dict[int, Mutant] = {}

@@ -142,3 +142,13 @@ def test_the_shipped_batch_policy_holds_60_per_minute_whatever_the_caller_says()
 def test_the_shipped_policies_raise_no_limit_on_metadata() -> None:
     for app in load([ROOT / "policies"]).policy_set.apps:
         assert not any(w.settings.rate_limit and w.settings.rate_limit.raises for w in app.whens), app.name
+
+
+def test_two_whens_with_one_condition_still_count_apart() -> None:
+    """Found by the mutation run: the occurrence number that keeps such buckets apart was not pinned."""
+    policy = compiled('  rate_limit 100/min\n  when operation == "x" { rate_limit 2/min }\n'
+                      '  when operation == "x" { rate_limit 3/min }')  # fmt: skip
+    limits = policy.apps["a"].effective((0, 1)).limits
+    assert len({lim.bucket for lim in limits}) == 3
+    limiter = MemoryRateLimiter()
+    assert admitted([send(policy, limiter, operation="x") for _ in range(5)]) == 2
