@@ -162,12 +162,16 @@ class CompiledApp:
 
 
 def override(base: ast.Settings, top: ast.Settings) -> ast.Settings:
-    """A `when` block's scalar settings over the app's: each field it sets wins."""
+    """A `when` block's max_tokens and timeout over the app's: each field it sets wins.
+
+    Rate limits do not override (they add up: see `CompiledApp.effective`), so
+    the merged settings keep the app's own.
+    """
     spans = dict(base.spans)
     spans.update(dict(top.spans))
     return ast.Settings(
         max_tokens=top.max_tokens or base.max_tokens,
-        rate_limit=top.rate_limit or base.rate_limit,
+        rate_limit=base.rate_limit,
         timeout_s=top.timeout_s or base.timeout_s,
         spans=tuple(spans.items()),
     )

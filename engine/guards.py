@@ -171,14 +171,6 @@ class GuardPipeline:
     def __post_init__(self) -> None:
         object.__setattr__(self, "groups", group_rules(self.rules))
 
-    @property
-    def max_span(self) -> int | None:
-        """The holdback a stream needs: the longest match any redacting rule can make."""
-        spans = [r.detector.max_span for r in self.rules if r.action != "off"]
-        if any(s is None for s in spans):
-            return None
-        return max((s for s in spans if s is not None), default=0)
-
     def hits(self, context: ScanContext, text: str, rules: tuple[GuardRule, ...] | None = None) -> list[Hit]:
         """Every finding of the rules (default: all) that read this role, with the action it gets.
 

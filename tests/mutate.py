@@ -242,13 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     _warm()
-    todo = [m for t in (args.only or list(TARGETS)) for m in mutants(t)]
+    todo = [] if args.again else [m for t in (args.only or list(TARGETS)) for m in mutants(t)]
     if args.sample:
         todo = todo[:: args.sample]
-    if args.again:
+    if args.again:  # the same mutants of the same sources as that run, against today's tests
         before = json.loads(Path(args.again).read_text())
-        again = {(r["target"], r["index"]) for r in before if r["outcome"] == "survived"}
-        todo = [m for m in todo if (m.target, m.index) in again]
+        _SOURCES.update(before["sources"])
+        again = {(r["target"], r["index"]) for r in before["results"] if r["outcome"] == "survived"}
+        todo = [m for t in (args.only or list(TARGETS)) for m in mutants(t) if (m.target, m.index) in again]
     print(f"{len(todo)} mutants over {', '.join(args.only or TARGETS)}", flush=True)
     results: dict[Mutant, str] = {}
     running: dict[int, Mutant] = {}
@@ -274,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report, flush=True)
     rows = [{"target": m.target, "line": m.line, "index": m.index, "what": m.what, "outcome": o}
             for m, o in sorted(results.items(), key=lambda kv: (kv[0].target, kv[0].index))]  # fmt: skip
-    Path(args.out).write_text(json.dumps(rows, indent=1))
+    sources = {t: source(t) for t in dict.fromkeys(m.target for m in results)}
+    Path(args.out).write_text(json.dumps({"sources": sources, "results": rows}, indent=1))
     return 0
 
 

@@ -191,3 +191,12 @@ def test_each_rule_acts_as_it_would_alone(rules: list[ast.Guard], text: str) -> 
         assert blocked.rule.span == blockers[0].span
     if blocked is None:
         assert redacted(together, text) == set().union(*(redacted(p, text) for p in alone))
+
+
+def test_restore_puts_back_only_what_the_restoring_rule_redacts() -> None:
+    """Found by the mutation run: which types `restore` covers was not pinned."""
+    assert pipeline(ast.Guard("pii", "redact", types=("email",), restore=True)).restore_types == {"email"}
+    untyped = pipeline(ast.Guard("pii", "redact", restore=True), ast.Guard("secrets", "redact"))
+    assert untyped.restore_types == {"email", "phone", "credit_card", "iban", "us_ssn", "ip_address"}
+    assert pipeline(ast.Guard("digits", "redact", restore=True)).restore_types == {"number"}
+    assert pipeline(ast.Guard("pii", "redact", restore=True, shadow=True)).restore_types == frozenset()
