@@ -53,9 +53,6 @@ class GuardRule:
             return False
         return self.topics is None or finding.detail in self.topics
 
-    def action_for(self, type_: str) -> ast.Action:
-        return self.action if self.selected is None or type_ in self.selected else "off"
-
 
 @dataclass(frozen=True, slots=True)
 class Outcome:

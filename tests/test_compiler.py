@@ -50,6 +50,7 @@ def test_env_selects_apps_and_version_is_stable() -> None:
     assert set(prod.apps) == {"a"} and set(dev.apps) == {"b"}
     assert set(compile_policy(policy_set()).apps) == {"a", "b"}
     assert prod.version == compile_policy(policy_set(), "prod").version
+    assert len(prod.version) == 12 and int(prod.version, 16) >= 0  # the x-ghat-policy header's width
 
 
 def test_a_set_with_errors_is_not_compiled() -> None:

@@ -200,3 +200,17 @@ def test_restore_puts_back_only_what_the_restoring_rule_redacts() -> None:
     assert untyped.restore_types == {"email", "phone", "credit_card", "iban", "us_ssn", "ip_address"}
     assert pipeline(ast.Guard("digits", "redact", restore=True)).restore_types == {"number"}
     assert pipeline(ast.Guard("pii", "redact", restore=True, shadow=True)).restore_types == frozenset()
+
+
+def test_overlapping_spans_become_one_placeholder_over_both() -> None:
+    """Found by the mutation run: the merged span's end was not pinned."""
+    from engine.guards import apply_redactions
+
+    assert apply_redactions("abcdefgh", [(0, 4, "x"), (2, 6, "y")], Redactor()) == "[X_1]gh"
+
+
+def test_block_messages_render_unescaped() -> None:
+    """Found by the mutation run: templates are text for an API error, never HTML-escaped."""
+    p = pipeline(ast.Guard("topics", "block", topics=("legal advice",), message="We can't help with {{ topic }} <here>"))
+    blocked = run(p, "legal advice please").blocked
+    assert blocked is not None and blocked.message == "We can't help with legal advice <here>"
