@@ -43,8 +43,8 @@ ENGINE_TESTS = (
     "tests/test_explain_cli.py", "tests/test_differential.py", "tests/test_properties_engine.py",
 )  # fmt: skip
 CHECK_TESTS = (
-    "tests/test_check_details.py", "tests/test_check.py", "tests/test_lint.py", "tests/test_rules_doc.py", "tests/test_check_cli.py",
-    "tests/test_reporters.py", "tests/test_parser.py",
+    "tests/test_check_details.py", "tests/test_check.py", "tests/test_lint.py", "tests/test_rules_doc.py",
+    "tests/test_check_cli.py", "tests/test_reporters.py", "tests/test_parser.py",
 )  # fmt: skip
 TARGETS: dict[str, tuple[str, ...]] = {
     "engine/evaluator.py": ENGINE_TESTS,

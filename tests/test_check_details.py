@@ -6,8 +6,13 @@ failing (a dropped branch, a flipped comparison, a changed constant).
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from dsl import ast, rules
-from dsl.checker import _internal, _located, check_policy_set
+from dsl.check import TEMPLATE_ENV
+from dsl.checker import Config, _internal, _located, check_policy_set
 from dsl.diagnostics import Diagnostic
 from dsl.parser import parse_text
 
@@ -45,10 +50,21 @@ def test_a_diagnostic_without_a_place_gets_line_and_column_one() -> None:
     assert _located(empty).span == ast.Span("f", 1, 1, 1, 1)
     half = rules.GUARD_OPTION.at(ast.Span("f", 3, 0, 3, 0), "m")
     assert _located(half).span == ast.Span("f", 3, 1, 3, 1)
-    placed = rules.GUARD_OPTION.at(ast.Span("f", 2, 4, 2, 9), "m")
-    assert _located(placed) is placed
+    for placed in (rules.GUARD_OPTION.at(ast.Span("f", 2, 4, 2, 9), "m"),
+                   rules.GUARD_OPTION.at(ast.Span("f", 1, 1, 1, 1), "m")):  # fmt: skip
+        assert _located(placed) is placed
 
 
 def test_an_internal_error_points_at_the_first_line_of_the_first_file() -> None:
     d = _internal(ast.PolicySet((ast.PolicyFile("a.policy", ()),)), ValueError("x"))
     assert d.span == ast.Span("a.policy", 1, 1, 1, 1) and "ValueError: x" in d.message
+
+
+def test_message_templates_render_text_not_html() -> None:
+    """The engine renders block messages with the checker's environment: an API error is text."""
+    assert TEMPLATE_ENV.from_string("can't {{ x }}").render(x="<b>") == "can't <b>"
+
+
+def test_a_config_is_an_immutable_value() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().fail_level = "never"  # type: ignore[misc]

@@ -211,6 +211,7 @@ def test_overlapping_spans_become_one_placeholder_over_both() -> None:
 
 def test_block_messages_render_unescaped() -> None:
     """Found by the mutation run: templates are text for an API error, never HTML-escaped."""
-    p = pipeline(ast.Guard("topics", "block", topics=("legal advice",), message="We can't help with {{ topic }} <here>"))
+    message = "We can't help with {{ topic }} <here>"
+    p = pipeline(ast.Guard("topics", "block", topics=("legal advice",), message=message))
     blocked = run(p, "legal advice please").blocked
     assert blocked is not None and blocked.message == "We can't help with legal advice <here>"
