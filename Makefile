@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PORT    ?= 8080
 ENV     ?= dev
 
-.PHONY: install serve test test-fast lint bench eval clean
+.PHONY: install serve test test-fast lint bench eval mutate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: install
 
 eval: install
 	$(BIN)/python -m tests.corpus.evaluate
+
+# Mutation run over the evaluator, compiler, guards and checker (tens of minutes; not part of `make test`).
+mutate: install
+	$(BIN)/python -m tests.mutate --workers 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -182,10 +182,17 @@ CONDITION_FIELDS: tuple[str, ...] = ("model", "endpoint", *METADATA_FIELDS)
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
+    """At most `limit` requests in any sliding window of `period_s`, counted in a bucket of its own.
+
+    In a `when`, a limit adds to the app's (both apply) unless it `raises`:
+    then it replaces the app's own limit for the requests the `when` matches.
+    """
+
     limit: int
     period_s: float
     per: Literal["app", "key"] = "app"
     text: str = ""  # as written, for messages ("600/min")
+    raises: bool = False
 
 
 @dataclass(frozen=True, slots=True)

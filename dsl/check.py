@@ -125,6 +125,11 @@ def apps(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
                 yield from _guards(app, block, index)
         for when in app.whens:
             yield from _condition_fields(when.condition)
+        own = app.settings.rate_limit
+        if own is not None and own.raises:
+            yield rules.RAISE_OUTSIDE_WHEN.at(app.settings.span_of("rate_limit") or app.span,
+                                              "`raise` outside a `when` block: there is no app limit to raise",
+                                              "drop `raise`; in a `when` it replaces the app's limit")  # fmt: skip
 
 
 def tests(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:

@@ -271,8 +271,12 @@ class CstToAst(Transformer[Token, Any]):
     def rate_scope(self, meta: Meta, c: list[Token]) -> str:
         return str(c[0])
 
+    def rate_raise(self, meta: Meta, c: list[Token]) -> str:
+        return str(c[0])
+
     def rate_limit_field(self, meta: Meta, c: list[Any]) -> tuple[str, Any]:
-        tok = c[0]
+        tok, raises = c[0], "raise" in c[1:]
+        c = [x for x in c if x != "raise"]
         n, _, unit = str(tok).partition("/")
         if unit not in _RATE_UNITS or int(n) <= 0:
             self.bad(tok, f"'{tok}' is not a rate", "write requests per period: 600/min, 10/s, 5000/h")
@@ -280,7 +284,7 @@ class CstToAst(Transformer[Token, Any]):
         else:
             period = _RATE_UNITS[unit]
         per = str(c[1]) if len(c) > 1 else "app"
-        limit = ast.RateLimit(int(n), period, per, str(tok))  # type: ignore[arg-type]
+        limit = ast.RateLimit(int(n), period, per, str(tok), raises)  # type: ignore[arg-type]
         return ("rate_limit", (limit, self.span(meta)))
 
     def timeout_field(self, meta: Meta, c: list[Token]) -> tuple[str, Any]:

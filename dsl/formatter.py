@@ -377,7 +377,8 @@ def _settings(s: ast.Settings, cst: Cst) -> list[Stmt]:
         out.append(Stmt("max_tokens", _join(str(s.max_tokens.limit), mode), _find(cst, "max_tokens_field"), group="f"))
     if s.rate_limit is not None:
         per = "per key" if s.rate_limit.per == "key" else ""
-        out.append(Stmt("rate_limit", _join(rate(s.rate_limit), per), _find(cst, "rate_limit_field"), group="f"))
+        text = _join(rate(s.rate_limit), per, "raise" if s.rate_limit.raises else "")
+        out.append(Stmt("rate_limit", text, _find(cst, "rate_limit_field"), group="f"))
     if s.timeout_s is not None:
         out.append(Stmt("timeout", duration(s.timeout_s), _find(cst, "timeout_field"), group="f"))
     return out

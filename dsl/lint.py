@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from dsl import ast, rules
-from dsl.catalog import DETECTOR_VARIABLES, ENDPOINTS
+from dsl.catalog import DETECTOR_VARIABLES, ENDPOINTS, METADATA_FIELDS
 from dsl.conditions import Domain, atoms, example, satisfy
 from dsl.diagnostics import Diagnostic
 from dsl.resolve import Index
@@ -82,6 +82,42 @@ def limits(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
                     f"max_tokens {cap.limit} exceeds the {smallest.context}-token context of '{smallest.name}'",
                     f"lower the cap to at most {smallest.context}, or route this app to larger models",
                 )
+
+
+def when_limits(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """A `when` limit either tightens (it adds a bucket) or, with `raise`, replaces the app's limit.
+
+    A raise keyed on metadata hands the higher limit to any caller who sends
+    that metadata; a limit without `raise` that is no stricter than the app's
+    never refuses anything, which under the old override semantics was a raise.
+    """
+    for app in ps.apps:
+        own = app.settings.rate_limit
+        for when in app.whens:
+            limit = when.settings.rate_limit
+            if limit is None:
+                continue
+            span = when.settings.span_of("rate_limit") or when.span
+            asserted = sorted({a.field for a in atoms(when.condition) if a.field in METADATA_FIELDS})
+            if limit.raises and asserted:
+                yield rules.RAISE_ON_METADATA.at(
+                    span,
+                    f"this raises app '{app.name}''s rate limit to {limit.text} for any request that says "
+                    f"{' and '.join(asserted)} as the condition wants: the caller asserts that metadata",
+                    "give that traffic an app (and key) of its own with its limit, or drop `raise` to tighten",
+                )
+            elif not limit.raises and own is not None and _never_binds(limit, own):
+                yield rules.WHEN_LIMIT_NEVER_BINDS.at(
+                    span,
+                    f"rate_limit {limit.text} adds to the app's {own.text}, which still applies: it never refuses",
+                    f"write `rate_limit {limit.text} raise` to raise the app's limit here, or a stricter one",
+                )
+
+
+def _never_binds(extra: ast.RateLimit, own: ast.RateLimit) -> bool:
+    """Every window of `extra` lies in a window of `own`, which admits no more than `extra` would."""
+    scoped = own.per == "app" or extra.per == "key"
+    return scoped and extra.period_s <= own.period_s and extra.limit >= own.limit
 
 
 def timeouts(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
@@ -202,6 +238,7 @@ PASSES: list[tuple[str, Pass]] = [
     ("unused", unused),
     ("app-models", app_models),
     ("limits", limits),
+    ("when-limits", when_limits),
     ("timeouts", timeouts),
     ("cost", cost),
     ("guards", guards),
@@ -307,7 +344,8 @@ def _differs(a: ast.Settings, b: ast.Settings, name: str) -> bool:
     if left is None or right is None:
         return False
     if isinstance(left, ast.RateLimit) and isinstance(right, ast.RateLimit):
-        return (left.limit, left.period_s, left.per) != (right.limit, right.period_s, right.per)
+        return False  # every matching `when` limit applies (each its own bucket): they never override
+
     return bool(left != right)
 
 

@@ -126,6 +126,19 @@ TIMEOUT_EXCEEDS_APP = _rule(
 UNPRICED_MODEL = _rule("W202", "cost/unpriced-model", "warning", "an app can reach a model that has no price")
 NO_RATE_LIMIT = _rule("W203", "limits/no-rate-limit", "warning", "an app without a rate limit")
 NO_TOKEN_CAP = _rule("W204", "limits/no-token-cap", "warning", "a chat app without max_tokens")
+RAISE_OUTSIDE_WHEN = _rule("E220", "limits/raise-outside-when", "error", "`rate_limit … raise` on the app itself")
+RAISE_ON_METADATA = _rule(
+    "W210",
+    "limits/raise-on-caller-metadata",
+    "warning",
+    "a `when` raises the app's rate limit on metadata the caller asserts",
+)
+WHEN_LIMIT_NEVER_BINDS = _rule(
+    "W211",
+    "limits/when-limit-never-binds",
+    "warning",
+    "a `when` rate limit no stricter than the app's, which still applies",
+)
 CAP_EXCEEDS_CONTEXT = _rule(
     "W205",
     "limits/cap-exceeds-context",

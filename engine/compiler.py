@@ -3,7 +3,7 @@
 The pipeline is a list of named stages in one place (`STAGES`), as OPA's
 compiler is: each takes the state so far and adds to it, and `compile_policy`
 runs them in order. Everything that does not depend on the request is done
-here — route plans, merged guard pipelines, compiled `when` predicates — so
+here — route plans, guard pipelines (one detector per option set), compiled `when` predicates — so
 the evaluator only looks things up.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import ast
@@ -21,7 +21,8 @@ from dsl.loader import load
 from dsl.resolve import Index
 from engine.conditions import Predicate, compile_condition
 from engine.decision import Candidate
-from engine.guards import GuardPipeline, compile_pipeline
+from engine.detectors.base import Detector
+from engine.guards import DetectorKey, GuardPipeline, compile_pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,43 +50,78 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """One rate limit in force, with the bucket of the rule that declared it.
+
+    The bucket names the rule, never its number: the app's own limit is
+    `{env:app}:app`, a `when` block's is `{env:app}:when:<digest of its
+    condition>` (`#2`, `#3` for a repeated condition), so editing a number
+    keeps the bucket, two teams with one number never share one, and a `when`
+    limit counts only what it declared. A per-key limit's bucket ends with
+    `:key:` and the evaluator appends the key id. The braces are a Redis
+    cluster hash tag: every bucket of one app lives on one shard, so one
+    script can check and take them all at once.
+    """
+
+    bucket: str
+    per_key: bool
+    rate: ast.RateLimit
+    span: ast.Span | None
+
+
+@dataclass(frozen=True, slots=True)
 class WhenRule:
     predicate: Predicate
     settings: ast.Settings
     span: ast.Span
+    limit: Limit | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Effective:
     """The settings in force for a request, flattened for the evaluator: no lookups left.
 
-    `bucket` is the rate-limit bucket of a per-app limit; a per-key limit
-    leaves it empty and the evaluator joins `bucket_head`, the key id and
-    `bucket_tail`.
+    `limits` are every rate limit that applies: the app's own (unless a
+    matching `when` raises it) and each matching `when`'s, in declared order.
+    A request is admitted only if each of them admits it.
     """
 
     settings: ast.Settings
     cap: ast.MaxTokens | None
     cap_span: ast.Span | None
-    rate: ast.RateLimit | None
-    rate_span: ast.Span | None
     timeout_s: float | None
-    bucket: str
-    bucket_head: str
-    bucket_tail: str
+    limits: tuple[Limit, ...]
+    buckets: tuple[tuple[str, int, float], ...] | None  # the limiter's arguments, when no limit is per key
 
     @classmethod
-    def of(cls, env: str | None, app: str, settings: ast.Settings, when_span: ast.Span | None) -> Effective:
-        rate = settings.rate_limit
-        head = tail = bucket = ""
-        if rate is not None:
-            tail = f":{rate.limit}/{rate.period_s:g}"
-            head = f"{env}:{app}:key:" if rate.per == "key" else ""
-            bucket = "" if rate.per == "key" else f"{env}:{app}:app{tail}"
-        return cls(
-            settings, settings.max_tokens, settings.span_of("max_tokens") or when_span, rate,
-            settings.span_of("rate_limit") or when_span, settings.timeout_s, bucket, head, tail,
-        )  # fmt: skip
+    def of(cls, settings: ast.Settings, when_span: ast.Span | None, limits: tuple[Limit, ...]) -> Effective:
+        buckets = None
+        if not any(lim.per_key for lim in limits):
+            buckets = tuple((lim.bucket, lim.rate.limit, lim.rate.period_s) for lim in limits)
+        return cls(settings, settings.max_tokens, settings.span_of("max_tokens") or when_span, settings.timeout_s,
+                   limits, buckets)  # fmt: skip
+
+
+def limit_of(env: str | None, app: str, rate: ast.RateLimit | None, rule: str, span: ast.Span | None) -> Limit | None:
+    """The Limit a rule declares: its bucket is the app and the rule (see `Limit`)."""
+    if rate is None:
+        return None
+    bucket = f"{{{env}:{app}}}:{rule}" + (":key:" if rate.per == "key" else "")
+    return Limit(bucket, rate.per == "key", rate, span)
+
+
+def when_rules(env: str | None, app: ast.App) -> tuple[WhenRule, ...]:
+    """Compiled `when`s; each limit's rule id is its condition's digest (and its occurrence, if repeated)."""
+    out: list[WhenRule] = []
+    seen: dict[str, int] = {}
+    for w in app.whens:
+        digest = hashlib.blake2b(repr(w.condition).encode(), digest_size=6).hexdigest()  # spans are not in repr
+        seen[digest] = seen.get(digest, 0) + 1
+        rule = f"when:{digest}" + (f"#{seen[digest]}" if seen[digest] > 1 else "")
+        span = w.settings.span_of("rate_limit") or w.span
+        out.append(WhenRule(compile_condition(w.condition), w.settings, w.span,
+                            limit_of(env, app.name, w.settings.rate_limit, rule, span)))  # fmt: skip
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,27 +141,38 @@ class CompiledApp:
     policy_env: str | None = None
     max_scan: int | None = None  # characters of request text the input guards may scan
     resolved: dict[tuple[int, ...], Effective] = field(default_factory=dict, compare=False, repr=False)
+    limit: Limit | None = None  # the app's own rate limit
 
     def effective(self, matched: tuple[int, ...]) -> Effective:
-        """The settings when exactly the `when`s at these indices match: merged once, then cached."""
+        """The settings when exactly the `when`s at these indices match: merged once, then cached.
+
+        Scalar settings override (a later `when` wins); rate limits add up:
+        the app's own applies unless a matching `when` raises it, and every
+        matching `when`'s limit applies beside it.
+        """
         eff = self.resolved.get(matched)
         if eff is None:
             settings = self.settings
             for i in matched:
                 settings = override(settings, self.whens[i].settings)
-            eff = self.resolved[matched] = Effective.of(
-                self.policy_env, self.name, settings, self.whens[matched[-1]].span
-            )
+            extra = [w.limit for w in (self.whens[i] for i in matched) if w.limit is not None]
+            raised = any(limit.rate.raises for limit in extra)
+            limits = tuple(([] if raised or self.limit is None else [self.limit]) + extra)
+            eff = self.resolved[matched] = Effective.of(settings, self.whens[matched[-1]].span, limits)
         return eff
 
 
 def override(base: ast.Settings, top: ast.Settings) -> ast.Settings:
-    """A `when` block's scalar settings over the app's: each field it sets wins."""
+    """A `when` block's max_tokens and timeout over the app's: each field it sets wins.
+
+    Rate limits do not override (they add up: see `CompiledApp.effective`), so
+    the merged settings keep the app's own.
+    """
     spans = dict(base.spans)
     spans.update(dict(top.spans))
     return ast.Settings(
         max_tokens=top.max_tokens or base.max_tokens,
-        rate_limit=top.rate_limit or base.rate_limit,
+        rate_limit=base.rate_limit,
         timeout_s=top.timeout_s or base.timeout_s,
         spans=tuple(spans.items()),
     )
@@ -149,6 +196,7 @@ class _State:
     index: Index = field(default_factory=Index)
     plans: dict[str, Plan] = field(default_factory=dict)
     apps: dict[str, CompiledApp] = field(default_factory=dict)
+    detectors: dict[DetectorKey, Detector] = field(default_factory=dict)  # built once per option set
 
 
 def _stage_index(state: _State) -> None:
@@ -167,48 +215,24 @@ def _stage_apps(state: _State) -> None:
             continue  # apps of other environments do not exist for this server
         providers = frozenset(app.providers) if app.providers is not None else None
         plans = {t.name: _restrict(state.plans[t.name], providers) for t in app.models if t.name in state.plans}
+        own = limit_of(state.env, app.name, app.settings.rate_limit, "app", app.settings.span_of("rate_limit"))
         state.apps[app.name] = CompiledApp(
             name=app.name,
             env=app.env or "",
             plans=plans,
             settings=app.settings,
-            whens=tuple(WhenRule(compile_condition(w.condition), w.settings, w.span) for w in app.whens),
-            input=_pipeline(app.input, "input", custom, app),
-            output=_pipeline(app.output, "output", custom, app),
+            whens=when_rules(state.env, app),
+            input=compile_pipeline(app.input, "input", custom, app.shadow, app.name, state.detectors),
+            output=compile_pipeline(app.output, "output", custom, app.shadow, app.name, state.detectors),
             providers=providers,
             shadow=app.shadow,
             capture=app.capture,
             span=app.span,
-            base=Effective.of(state.env, app.name, app.settings, None),
+            base=Effective.of(app.settings, None, () if own is None else (own,)),
             policy_env=state.env,
             max_scan=app.max_scan,
+            limit=own,
         )
-
-
-def _pipeline(
-    block: ast.GuardBlock | None, direction: ast.Direction, custom: dict[str, ast.CustomDetector], app: ast.App
-) -> GuardPipeline:
-    """A block's pipeline, with shadow rules kept apart from enforced rules on the same detector.
-
-    `compile_pipeline` merges every rule of one detector into one, strictest
-    wins; a shadow rule merged with an enforced one would then be enforced.
-    Compiling such shadow rules as a pipeline of their own keeps them
-    observational: they report what they would have done and change nothing.
-    """
-    if block is None or app.shadow:
-        return compile_pipeline(block, direction, custom, app.shadow, app.name)
-    enforced = {g.detector for g in block.guards if not g.shadow}
-    lagging = [g for g in block.guards if g.shadow and g.detector in enforced]
-    if not lagging:
-        return compile_pipeline(block, direction, custom, False, app.name)
-    keep = tuple(g for g in block.guards if not any(g is x for x in lagging))
-    main = compile_pipeline(replace(block, guards=keep), direction, custom, False, app.name)
-    extra = compile_pipeline(ast.GuardBlock(direction, tuple(lagging)), direction, custom, False, app.name)
-    first: dict[str, int] = {}
-    for i, g in enumerate(block.guards):
-        first.setdefault(g.detector, i)
-    ordered = tuple(sorted(main.rules, key=lambda r: first[r.name]))  # a detector keeps its first mention's place
-    return GuardPipeline(direction, ordered + extra.rules, main.block_message, app.name)
 
 
 STAGES: list[tuple[str, Callable[[_State], None]]] = [

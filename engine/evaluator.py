@@ -144,17 +144,21 @@ async def evaluate(
                 steps.append(Step("token_cap", "clamp", f"{asked} → {cap.limit}", eff.cap_span))
         elif steps is not None:
             steps.append(Step("token_cap", "ok", f"{asked} ≤ {cap.limit}", eff.cap_span))
-    # 6. rate limit
-    rate = eff.rate
-    if rate is not None and limiter is not None:
-        bucket = eff.bucket if eff.bucket else f"{eff.bucket_head}{ctx.key_id}{eff.bucket_tail}"
-        retry_after = await limiter.acquire(bucket, rate.limit, rate.period_s, ctx.now)
-        if retry_after is not None:
+    # 6. rate limit: every limit that applies must admit (nothing is taken from any when one refuses)
+    limits = eff.limits
+    if limits and limiter is not None:
+        buckets = eff.buckets
+        if buckets is None:  # a per-key limit: its bucket ends with the key id
+            buckets = tuple((lim.bucket + ctx.key_id if lim.per_key else lim.bucket, lim.rate.limit,
+                             lim.rate.period_s) for lim in limits)  # fmt: skip
+        refusal = await limiter.acquire_all(buckets, ctx.now)
+        if refusal is not None:
+            refused = limits[refusal[0]]
             return _deny(policy, steps, errors.RATE_LIMITED, "rate_limit",
-                         f"Rate limit of {rate.text} for app '{app.name}' exceeded.",
-                         retry_after=retry_after, app=app.name, span=eff.rate_span)  # fmt: skip
+                         f"Rate limit of {refused.rate.text} for app '{app.name}' exceeded.",
+                         retry_after=refusal[1], app=app.name, span=refused.span)  # fmt: skip
         if steps is not None:
-            steps.append(Step("rate_limit", "ok", rate.text, eff.rate_span))
+            steps.extend(Step("rate_limit", "ok", lim.rate.text, lim.span) for lim in limits)
     # 7. input guardrails (never on more text than the app lets them scan)
     if app.max_scan is not None:
         size = sum(len(t.text) for t in request.texts)

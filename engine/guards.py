@@ -1,9 +1,12 @@
 """Guard pipelines: run a block's detectors over text and apply the actions.
 
-Compiled once per app and direction. Rules that name the same detector are
-merged so the strictest action wins per type (adding a rule never loosens a
-policy). Shadow rules run and report but do not change the text or the
-decision (P4's promise extended to enforcement levels).
+Compiled once per app and direction. Each rule is evaluated on its own, with
+its own options: a finding's action is the strictest among the rules that fire
+on it, so a `detect` rule never blocks or changes the body, and adding a rule
+never loosens a policy (P3). Shadow rules run and report but do not change the
+text or the decision (P4's promise extended to enforcement levels). Rules that
+agree on the options a detector is built from share one detector, which scans
+each text once.
 """
 
 from __future__ import annotations
@@ -25,24 +28,31 @@ CLEAN_ENTRIES = 4096  # remembered per pipeline before the memory starts again
 
 @dataclass(frozen=True, slots=True)
 class GuardRule:
-    """One detector with the action per type the policy gives it."""
+    """One rule of a guard block, as written: its action, what it selects, where it is.
+
+    Rules never merge. Rules whose detector options agree share one built
+    detector (so a detector scans once per text), and each rule decides on
+    its own which of that detector's findings it acts on (`fires_on`).
+    """
 
     name: str  # the detector's name in the policy
     detector: Detector
-    action: ast.Action  # for types not listed in `by_type`
-    by_type: tuple[tuple[str, ast.Action], ...]  # explicit `types …` actions
-    selected: frozenset[str] | None  # None: every type the detector reports
+    action: ast.Action
+    by_type: tuple[tuple[str, ast.Action], ...]  # the rule's `types`/`categories`, each at the rule's action
+    selected: frozenset[str] | None  # finding types the rule acts on; None: every type its detector reports
     shadow: bool
     restore: bool
     message: Template | None
     span: ast.Span
     roles: frozenset[str] | None = None  # message roles this rule reads; None: all
+    topics: frozenset[str] | None = None  # a topics rule: the topics (finding details) it acts on
+    order: int = 0  # the rule's place in its block: of several blocking rules, the first refuses
 
-    def action_for(self, type_: str) -> ast.Action:
-        for name, action in self.by_type:
-            if name == type_:
-                return action
-        return self.action if self.selected is None else "off"
+    def fires_on(self, finding: Finding) -> bool:
+        """Whether this rule acts on the finding: its type, and for topics its topic, are the rule's."""
+        if self.selected is not None and finding.type not in self.selected:
+            return False
+        return self.topics is None or finding.detail in self.topics
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +121,23 @@ class Hit:
 
 @dataclass
 class Tally:
-    """Counts what each rule found and did, never the values (the decision's record)."""
+    """Counts what each rule found and did, never the values (the decision's record).
+
+    One outcome per detector, type, detail and enforcement level, with the
+    strictest action any of its findings got.
+    """
 
     counts: dict[tuple[str, str, str, bool], list[int]] = field(default_factory=dict)
 
     def add(self, hit: Hit) -> None:
         key = (hit.rule.name, hit.finding.type, hit.finding.detail, hit.rule.shadow)
-        self.counts.setdefault(key, [0, RANK[hit.action]])[0] += 1
+        row = self.counts.get(key)
+        if row is None:
+            self.counts[key] = [1, RANK[hit.action]]
+        else:
+            row[0] += 1
+            if RANK[hit.action] > row[1]:
+                row[1] = RANK[hit.action]
 
     def outcomes(self) -> list[Outcome]:
         return [
@@ -133,12 +153,31 @@ class GuardResult:
     blocked: Blocked | None = None
 
 
+# One built detector and the rules (in block order, `off` left out) that read its findings.
+Group = tuple[Detector, frozenset[str] | None, tuple[GuardRule, ...]]
+
+
+def group_rules(rules: tuple[GuardRule, ...]) -> tuple[Group, ...]:
+    """Rules that share a detector object, in the order of each detector's first rule."""
+    groups: dict[int, tuple[Detector, frozenset[str] | None, list[GuardRule]]] = {}
+    for rule in rules:
+        if rule.action == "off":
+            continue  # never fires: its detector need not run for it
+        entry = groups.get(id(rule.detector))
+        if entry is None:
+            groups[id(rule.detector)] = (rule.detector, rule.roles, [rule])
+        else:
+            entry[2].append(rule)
+    return tuple((det, roles, tuple(members)) for det, roles, members in groups.values())
+
+
 @dataclass(frozen=True, slots=True)
 class GuardPipeline:
     direction: ast.Direction
     rules: tuple[GuardRule, ...]
     block_message: Template | None = None
     app: str = ""
+    groups: tuple[Group, ...] = field(init=False, repr=False, compare=False)
     # Short texts no rule found anything in, per role: field names, tool names, enum-like values and ids
     # recur on every request of an app, and every string of a body is a slot now (P13). Detectors are
     # pure functions of (text, role) when there is no grounding, so a clean answer can be remembered.
@@ -148,58 +187,82 @@ class GuardPipeline:
     @property
     def enforcing(self) -> bool:
         """Whether any rule can change or stop an answer (redact or block, not in shadow)."""
-        return any(not r.shadow and (r.action in ("redact", "block") or any(a in ("redact", "block")
-                   for _t, a in r.by_type)) for r in self.rules)  # fmt: skip
+        return any(not r.shadow and r.action in ("redact", "block") for r in self.rules)
 
-    @property
-    def max_span(self) -> int | None:
-        """The holdback a stream needs: the longest match any redacting rule can make."""
-        spans = [r.detector.max_span for r in self.rules if r.action != "off"]
-        if any(s is None for s in spans):
-            return None
-        return max((s for s in spans if s is not None), default=0)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "groups", group_rules(self.rules))
 
-    def hits(
-        self, context: ScanContext, text: str, rules: tuple[GuardRule, ...] | None = None
-    ) -> list[Hit]:
-        """Every finding of the rules (default: all) that read this role, with its action."""
+    def hits(self, context: ScanContext, text: str, rules: tuple[GuardRule, ...] | None = None) -> list[Hit]:
+        """Every finding of the rules (default: all) that read this role, with the action it gets.
+
+        Each detector scans once; a finding's enforced action is the strictest
+        among the enforced rules that fire on it (the earliest rule on a tie:
+        it is the one a block names), and the strictest shadow rule that fires
+        on it reports beside it. A rule that does not fire on a finding gives
+        it nothing, so no rule can change what another rule blocks or redacts.
+        """
         remember = rules is None and not context.grounding and len(text) <= CLEAN_MAX
         if remember and (context.role, text) in self.clean:
             return []
         out: list[Hit] = []
-        for rule in self.rules if rules is None else rules:
-            if rule.roles is not None and context.role not in rule.roles:
+        for detector, roles, members in self.groups if rules is None else group_rules(rules):
+            if roles is not None and context.role not in roles:
                 continue
-            for finding in rule.detector.scan(text, context):
-                action = rule.action_for(finding.type)
-                if action != "off":
-                    out.append(Hit(rule, finding, action))
+            findings = detector.scan(text, context)
+            if not findings:
+                continue
+            if len(members) == 1:
+                rule = members[0]
+                out.extend(Hit(rule, f, rule.action) for f in findings if rule.fires_on(f))
+                continue
+            for finding in findings:
+                enforced: GuardRule | None = None
+                shadow: GuardRule | None = None
+                for rule in members:
+                    if not rule.fires_on(finding):
+                        continue
+                    if rule.shadow:
+                        if shadow is None or RANK[rule.action] > RANK[shadow.action]:
+                            shadow = rule
+                    elif enforced is None or RANK[rule.action] > RANK[enforced.action]:
+                        enforced = rule
+                if enforced is not None:
+                    out.append(Hit(enforced, finding, enforced.action))
+                if shadow is not None:
+                    out.append(Hit(shadow, finding, shadow.action))
         if remember and not out:
             if len(self.clean) >= CLEAN_ENTRIES:
                 self.clean.clear()  # bounded: a burst of distinct ids cannot grow it without end
             self.clean[(context.role, text)] = True
         return out
 
-    def run(
-        self, texts: list[tuple[ScanContext, str]], redactor: Redactor | None = None
-    ) -> GuardResult:
-        """Scan each text with every rule; redact enforced findings; stop at the first block."""
+    def run(self, texts: list[tuple[ScanContext, str]], redactor: Redactor | None = None) -> GuardResult:
+        """Scan each text with every rule; redact enforced findings.
+
+        If enforced rules block, the first of them in declared order refuses
+        (on its first finding), whichever text or detector found it first.
+        """
         redactor = redactor or Redactor()
         tally = Tally()
         out: list[str] = []
-        blocked: Blocked | None = None
+        blocking: Hit | None = None
         for context, text in texts:
-            spans: list[tuple[int, int, str]] = []
+            spans: list[tuple[int, int, int, str]] = []
             for hit in self.hits(context, text):
                 tally.add(hit)
                 if hit.rule.shadow:
                     continue
-                if hit.action == "block" and blocked is None:
-                    blocked = self.blocked_by(hit)
+                if hit.action == "block":
+                    if blocking is None or hit.rule.order < blocking.rule.order:
+                        blocking = hit
                 elif hit.action == "redact" and hit.finding.redactable:
-                    spans.append((hit.finding.start, hit.finding.end, hit.finding.type))
-            out.append(apply_redactions(text, spans, redactor) if spans else text)
-        return GuardResult(out, tally.outcomes(), blocked)
+                    f = hit.finding
+                    spans.append((f.start, -f.end, hit.rule.order, f.type))
+            if spans:  # one span found by several rules takes the type of the first rule that redacts it
+                spans.sort()
+                text = apply_redactions(text, [(s, -e, t) for s, e, _o, t in spans], redactor)
+            out.append(text)
+        return GuardResult(out, tally.outcomes(), None if blocking is None else self.blocked_by(blocking))
 
     def blocked_by(self, hit: Hit) -> Blocked:
         return Blocked(hit.rule, hit.finding, self._message(hit.rule, hit.finding))
@@ -207,9 +270,7 @@ class GuardPipeline:
     @property
     def restore_types(self) -> frozenset[str]:
         """Types whose placeholders `restore` puts back into the response for the caller."""
-        return frozenset(
-            t for r in self.rules if r.restore and not r.shadow for t in _rule_types(r)
-        )
+        return frozenset(t for r in self.rules if r.restore and not r.shadow for t in _rule_types(r))
 
     def _message(self, rule: GuardRule, finding: Finding) -> str:
         template = rule.message or self.block_message
@@ -276,61 +337,87 @@ def apply_redactions(text: str, spans: list[tuple[int, int, str]], redactor: Red
     return "".join(pieces)
 
 
+# What a built detector depends on, beyond what its rules select: rules that agree on it share one.
+DetectorKey = tuple[object, ...]
+
+
 def compile_pipeline(
     block: ast.GuardBlock | None,
     direction: ast.Direction,
     custom: dict[str, ast.CustomDetector],
     app_shadow: bool = False,
     app_name: str = "",
+    cache: dict[DetectorKey, Detector] | None = None,
 ) -> GuardPipeline:
-    """Merge rules per detector (strictest wins) and build each detector once."""
+    """One GuardRule per rule as written; one detector per distinct option set (shared via `cache`).
+
+    The options that change what a finding is (`threshold`, `model`) tell
+    detectors apart. The options that only choose among findings (`types`,
+    `categories`, the topic list) do not: the shared detector scans for
+    everything its rules select and each rule keeps only its own. A compiler
+    passes one `cache` for a whole policy set, so 2,000 apps with `pii redact`
+    build one pii detector.
+    """
     if block is None:
         return GuardPipeline(direction, (), None, app_name)
-    merged: dict[str, list[ast.Guard]] = {}
+    cache = {} if cache is None else cache
+    scopes: dict[DetectorKey, list[ast.Guard]] = {}
     for guard in block.guards:
-        merged.setdefault(guard.detector, []).append(guard)
-    rules: list[GuardRule] = []
-    for name, guards in merged.items():
-        rules.append(_merge(name, guards, custom, app_shadow))
+        scopes.setdefault(_base_key(guard, custom), []).append(guard)
+    detectors = {base: _detector(base, guards, custom, cache) for base, guards in scopes.items()}
+    rules = tuple(_rule(g, detectors[_base_key(g, custom)], app_shadow, i) for i, g in enumerate(block.guards))
     message = parse(block.message) if block.message else None
-    return GuardPipeline(direction, tuple(rules), message, app_name)
+    return GuardPipeline(direction, rules, message, app_name)
 
 
-def _merge(
-    name: str, guards: list[ast.Guard], custom: dict[str, ast.CustomDetector], app_shadow: bool
-) -> GuardRule:
-    """Combine several rules for one detector into one: per type, the strictest action."""
-    untyped = [g for g in guards if not g.types]
-    by_type: dict[str, ast.Action] = {}
-    for g in guards:
-        for t in g.types:
-            if RANK[g.action] > RANK.get(by_type.get(t, "off"), 0):
-                by_type[t] = g.action
-    default: ast.Action = max((g.action for g in untyped), key=RANK.__getitem__, default="off")
-    for t, a in list(by_type.items()):  # an untyped rule applies to every type too
-        if RANK[default] > RANK[a]:
-            by_type[t] = default
-    combined = ast.Guard(
-        detector=name,
-        action=default if untyped else max((g.action for g in guards), key=RANK.__getitem__),
-        types=tuple(sorted({t for g in guards for t in g.types})) if not untyped else (),
-        categories=tuple(sorted({c for g in guards for c in g.categories})),
-        topics=tuple(dict.fromkeys(t for g in guards for t in g.topics)),
-        threshold=min((g.threshold for g in guards if g.threshold is not None), default=None),
-        model=any(g.model for g in guards),
-        restore=any(g.restore for g in guards),
-        span=guards[0].span,
-    )
-    message_src = next((g.message for g in guards if g.message), None)
+def _base_key(guard: ast.Guard, custom: dict[str, ast.CustomDetector]) -> DetectorKey:
+    spec = custom.get(guard.detector)
+    if spec is not None:  # a custom detector is its definition
+        return ("custom", spec.name, spec.pattern, spec.type, spec.ignorecase)
+    return (guard.detector, guard.threshold, guard.model)
+
+
+def _detector(
+    base: DetectorKey, guards: list[ast.Guard], custom: dict[str, ast.CustomDetector],
+    cache: dict[DetectorKey, Detector],
+) -> Detector:  # fmt: skip
+    """The detector for rules that share `base`, scanning the union of what they select."""
+    first = guards[0]
+    spec = BUILTINS.get(first.detector)
+    default = spec.default_types if spec is not None else ()
+    scope = tuple(sorted({t for g in guards for t in ((*g.types, *g.categories) or default)}))
+    by_category = spec is not None and "categories" in spec.options
+    types, categories = ((), scope) if by_category else (scope, ())
+    topics = tuple(dict.fromkeys(t for g in guards for t in g.topics))
+    key = (*base, types, categories, topics)
+    detector = cache.get(key)
+    if detector is None:
+        union = ast.Guard(first.detector, "block", types=types, categories=categories, topics=topics,
+                          threshold=first.threshold, model=first.model)  # fmt: skip
+        detector = cache[key] = build(union, custom)
+    return detector
+
+
+def _rule(guard: ast.Guard, detector: Detector, app_shadow: bool, order: int) -> GuardRule:
+    """One rule with its own selection: named types or categories, else the detector's default types."""
+    spec = BUILTINS.get(guard.detector)
+    named = (*guard.types, *guard.categories)
+    selected: frozenset[str] | None = None
+    if named:
+        selected = frozenset(named)
+    elif spec is not None and spec.types:
+        selected = frozenset(spec.default_types)
     return GuardRule(
-        name=name,
-        detector=build(combined, custom),
-        action=default,
-        by_type=tuple(sorted(by_type.items())),
-        selected=None if untyped else frozenset(by_type),
-        shadow=app_shadow or all(g.shadow for g in guards),
-        restore=combined.restore,
-        message=parse(message_src) if message_src else None,
-        span=guards[0].span,
-        roles=BUILTINS[name].roles if name in BUILTINS else None,
+        name=guard.detector,
+        detector=detector,
+        action=guard.action,
+        by_type=tuple((t, guard.action) for t in sorted(set(named))),
+        selected=selected,
+        shadow=app_shadow or guard.shadow,
+        restore=guard.restore,
+        message=parse(guard.message) if guard.message else None,
+        span=guard.span,
+        roles=spec.roles if spec is not None else None,
+        topics=frozenset(guard.topics) if guard.detector == "topics" else None,
+        order=order,
     )

@@ -166,17 +166,17 @@ def test_model_option_is_an_error_on_other_detectors(tmp_path: Path) -> None:
 
 
 def test_compiled_rule_carries_the_scorer_only_when_asked() -> None:
-    def detector(guards: tuple[ast.Guard, ...]) -> InjectionDetector:
+    def detector(guards: tuple[ast.Guard, ...], index: int = 0) -> InjectionDetector:
         pipeline = compile_pipeline(ast.GuardBlock("input", guards), "input", {})
-        built = pipeline.rules[0].detector
+        built = pipeline.rules[index].detector
         assert isinstance(built, InjectionDetector)
         return built
 
     assert detector((ast.Guard("prompt_injection", "block"),)).model is None
     assert detector((ast.Guard("prompt_injection", "block", model=True),)).model is load_model()
-    # Several rules merge; any one asking for the model turns it on (stricter, never looser).
-    merged = (ast.Guard("prompt_injection", "detect"), ast.Guard("prompt_injection", "block", model=True))
-    assert detector(merged).model is load_model()
+    # Rules never merge: each keeps its own options, so only the rule that asks for the model has it.
+    two = (ast.Guard("prompt_injection", "detect"), ast.Guard("prompt_injection", "block", model=True))
+    assert detector(two, 0).model is None and detector(two, 1).model is load_model()
 
 
 TEXTS = st.text(alphabet=st.sampled_from([*"ignore previous rules you are now system: <|>[]", "\n", "é"]), max_size=200)

@@ -164,3 +164,20 @@ def test_trace_is_free_when_off(policy: CompiledPolicy) -> None:
     traced = evaluate_sync(policy, req, EvalContext("a", trace=True), None)
     assert [s.name for s in traced.trace] == ["authenticate", "resolve_app", "model_known", "model_allowed",
                                              "token_cap", "route"]  # fmt: skip
+
+
+def test_a_request_at_exactly_the_cap_is_neither_refused_nor_clamped(policy: CompiledPolicy) -> None:
+    """Found by the mutation run: `>` against `>=` at the cap was not pinned."""
+    d = ask(policy, "r", max_tokens=100)  # app r: max_tokens 100 reject
+    assert isinstance(d, Allow) and d.request.max_tokens == 100 and "max_tokens" not in d.fired
+    d = ask(policy, max_tokens=100)  # app a: max_tokens 100 (clamp)
+    assert isinstance(d, Allow) and "max_tokens" not in d.fired
+
+
+def test_the_trace_shows_each_token_cap_outcome(policy: CompiledPolicy) -> None:
+    """Found by the mutation run: `ghat explain` lost the clamp line without a test failing."""
+    for asked, outcome in ((None, "default"), (500, "clamp"), (50, "ok")):
+        d = ask(policy, max_tokens=asked)
+        assert [s.detail for s in d.trace if s.name == "token_cap"] == [
+            {"default": "max_tokens set to 100", "clamp": "500 → 100", "ok": "50 ≤ 100"}[outcome]
+        ]

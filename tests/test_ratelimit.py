@@ -128,6 +128,94 @@ async def test_two_gateways_sharing_redis_admit_exactly_the_limit(redis_url: str
     assert admitted == 25
 
 
+# ── several limits on one request: all admit, or none is charged ─────────
+
+# Three buckets with their own limits and periods; each request is subject to a non-empty subset.
+MULTI = st.lists(
+    st.tuples(st.one_of(st.integers(0, 24), st.sampled_from([0, 8, 64])), st.sets(st.integers(0, 2), min_size=1)),
+    min_size=1, max_size=50,
+)  # fmt: skip
+SPECS = st.lists(st.tuples(LIMITS, PERIODS), min_size=3, max_size=3)
+
+
+def _buckets(specs: list[tuple[int, float]], subset: set[int], prefix: str = "b") -> list[tuple[str, int, float]]:
+    return [(f"{prefix}{i}", specs[i][0], specs[i][1]) for i in sorted(subset)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(MULTI, SPECS)
+def test_acquire_all_is_exact_for_every_bucket(
+    reqs: list[tuple[int, set[int]]], specs: list[tuple[int, float]]
+) -> None:
+    """P9 per bucket: each counts only the requests admitted while it applied; a refusal charges none."""
+    lim = MemoryRateLimiter()
+    admitted: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    t = 64_000 * TICK
+    for gap, subset in reqs:
+        t += gap * TICK
+        buckets = _buckets(specs, subset)
+        refusal = lim.acquire_all_now(buckets, now=t)
+        full = {i for i in subset if _in_window(admitted[i], t, specs[i][1]) >= specs[i][0]}
+        if refusal is None:
+            assert not full, "admitted although a bucket that applies was full"
+            for i in subset:
+                admitted[i].append(t)
+                assert _in_window(admitted[i], t, specs[i][1]) <= specs[i][0]
+        else:
+            index, wait = refusal
+            refused_by = sorted(subset)[index]
+            assert refused_by in full, "refused by a bucket that had room"
+            # the wait is the longest among the full buckets: until then this request cannot be admitted
+            waits = {i: admitted[i][-specs[i][0]] - (t - specs[i][1]) for i in full}
+            assert wait == pytest.approx(max(max(waits.values()), 0.001))
+
+
+@settings(max_examples=100, deadline=None)
+@given(MULTI, SPECS)
+def test_redis_acquire_all_decides_as_the_memory_limiter(redis_url: str, reqs: list[tuple[int, set[int]]],
+                                                         specs: list[tuple[int, float]]) -> None:  # fmt: skip
+    mem = MemoryRateLimiter()
+    t, plan = 64_000 * TICK, []
+    for gap, subset in reqs:
+        t += gap * TICK
+        plan.append((t, subset))
+    expected = [mem.acquire_all_now(_buckets(specs, subset), now=at) for at, subset in plan]
+
+    async def run() -> list[tuple[int, float] | None]:
+        lim, tag = RedisRateLimiter(redis_url), "{" + uuid.uuid4().hex + "}"
+        try:
+            return [await lim.acquire_all(_buckets(specs, subset, tag), now=at) for at, subset in plan]
+        finally:
+            await lim.aclose()
+
+    got = anyio.run(run)
+    assert [g is None for g in got] == [e is None for e in expected]
+    for g, e in zip(got, expected, strict=True):
+        if e is not None and g is not None:
+            assert g[1] == pytest.approx(e[1], abs=1e-6)
+
+
+async def test_two_gateways_sharing_redis_charge_every_bucket_or_none(redis_url: str) -> None:
+    """Concurrent requests under overlapping limits: each bucket ends at its limit, none beyond."""
+    a, b = RedisRateLimiter(redis_url), RedisRateLimiter(redis_url)
+    tag = "{" + uuid.uuid4().hex + "}"
+    app, narrow = (f"{tag}:app", 20, 60.0), (f"{tag}:when", 7, 60.0)
+    counts = {"both": 0, "app": 0}
+
+    async def hit(lim: RedisRateLimiter, both: bool) -> None:
+        if await lim.acquire_all([app, narrow] if both else [app]) is None:
+            counts["both" if both else "app"] += 1
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(120):
+                tg.start_soon(hit, a if i % 2 else b, i % 3 == 0)
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert counts["both"] <= 7 and counts["both"] + counts["app"] == 20
+
+
 pytestmark = pytest.mark.anyio
 
 
