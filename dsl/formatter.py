@@ -398,6 +398,15 @@ def _guard(g: ast.Guard, cst: Cst) -> Stmt:
     return Stmt(g.detector, rest, cst)
 
 
+def _as_written(a: ast.App) -> tuple[ast.GuardBlock, ...]:
+    """The app's guard blocks as the source has them; its combined blocks when it has no such
+    record (a generated AST) or the record disagrees with them: what is enforced is printed."""
+    written = a.guard_blocks
+    if (ast.combine(written, "input"), ast.combine(written, "output")) == (a.input, a.output):
+        return written
+    return a.blocks()
+
+
 def _guard_block(b: ast.GuardBlock, cst: Cst) -> Stmt:
     found = _all(cst, "guard")
     body = [_guard(g, _nth(found, i)) for i, g in enumerate(b.guards)]
@@ -420,10 +429,11 @@ def _app(a: ast.App, cst: Cst) -> Stmt:
     if a.shadow:
         body.append(Stmt("shadow", "", _find(cst, "shadow_field")))
     blocks = _all(cst, "guard_block")
-    for block in (a.input, a.output):
-        if block is not None:
-            mine = [b for b in blocks if str(b.children[0].children[0]) == block.direction]  # type: ignore[union-attr]
-            body.append(_guard_block(block, mine[0] if mine else None))
+    written = _as_written(a)
+    for direction in ("input", "output"):
+        mine = [b for b in blocks if str(b.children[0].children[0]) == direction]  # type: ignore[union-attr]
+        for i, block in enumerate(b for b in written if b.direction == direction):
+            body.append(_guard_block(block, _nth(mine, i)))
     whens = _all(cst, "when_block")
     for i, w in enumerate(a.whens):
         wcst = _nth(whens, i)

@@ -228,7 +228,7 @@ def providers(draw: st.DrawFn, name: str) -> ast.Provider:
         kind=draw(st.sampled_from(sorted(PROVIDER_KINDS))),
         base_url=draw(st.none() | st.just(f"https://{name}.example/v1")),
         api_key_env=draw(st.none() | env_var),
-        headers=tuple(draw(st.lists(st.tuples(strings(6), header_value), max_size=2))),
+        headers=tuple(draw(st.lists(st.tuples(strings(6), header_value), max_size=2, unique_by=lambda h: h[0].lower()))),
         timeout_s=draw(st.none() | st.sampled_from(DURATIONS)),
     )
 
@@ -275,7 +275,7 @@ def aliases(draw: st.DrawFn, model_items: list[ast.Model], alias_names: list[str
         if draw(st.booleans()):
             alias = ast.Alias(name, route=draw(targets(pool)), fallbacks=fallbacks)
         else:
-            split = tuple(draw(st.lists(targets(pool, weighted=True), min_size=1, max_size=3)))
+            split = tuple(draw(st.lists(targets(pool, weighted=True), min_size=1, max_size=3, unique_by=lambda t: t.name)))
             alias = ast.Alias(name, split=split, fallbacks=fallbacks)
         kinds[name] = kind
         out.append(alias)
@@ -305,7 +305,7 @@ def test_cases(draw: st.DrawFn, app: str | None, targets_: list[str]) -> ast.Tes
     fields += draw(st.lists(st.tuples(st.sampled_from(("user", "system", "assistant")), strings(12)), max_size=2))
     if draw(st.booleans()):
         fields.append(("max_tokens", str(draw(st.sampled_from(SIZES)))))
-    metadata = draw(st.lists(st.tuples(st.sampled_from(ast.METADATA_FIELDS), strings(6)), max_size=2))
+    metadata = draw(st.lists(st.tuples(st.sampled_from(ast.METADATA_FIELDS), strings(6)), max_size=2, unique_by=lambda m: m[0]))
     request = ast.TestRequest(tuple(fields), tuple(metadata))
     expects = tuple(draw(st.lists(expectations(targets_), min_size=1, max_size=3)))
     return ast.TestCase(draw(strings(16)), app, request, expects)
