@@ -106,8 +106,10 @@ def apps(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
         if not app.env:
             yield rules.APP_NO_ENV.at(app.span, f"app '{app.name}' has no env", "add `env prod` (or dev, staging…)")
         elif not ENV_NAME.fullmatch(app.env):
-            yield rules.APP_ENV_NAME.at(app.span_of("env"), f"app '{app.name}' has env '{app.env}', which no key can name",
-                                        "keys read ghat_<env>_…: use letters, digits and '-' (eu-west)")  # fmt: skip
+            yield rules.APP_ENV_NAME.at(
+                app.span_of("env"), f"app '{app.name}' has env '{app.env}', which no key can name",
+                "keys read ghat_<env>_…: use letters, digits and '-' (eu-west)",
+            )  # fmt: skip
         if not app.models:
             yield rules.APP_NO_MODELS.at(app.span, f"app '{app.name}' allows no model",
                                          "add `models smart-default` or a model name")  # fmt: skip
@@ -116,8 +118,10 @@ def apps(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
                 yield _unknown_model(target, index)
         for name in app.providers or ():
             if name not in index.providers:
-                yield rules.UNKNOWN_PROVIDER.at(app.span_of("providers"), f"app '{app.name}' lists unknown provider '{name}'",
-                                                _did_you_mean(name, index.providers))  # fmt: skip
+                yield rules.UNKNOWN_PROVIDER.at(
+                    app.span_of("providers"), f"app '{app.name}' lists unknown provider '{name}'",
+                    _did_you_mean(name, index.providers),
+                )  # fmt: skip
         yield from _closure(app, index)
         for name in app.capture:
             if name not in CAPTURABLE:

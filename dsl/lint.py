@@ -64,7 +64,7 @@ def envs(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
     for app in ps.apps:
         if not app.env or counts[app.env] > 1:
             continue
-        near = _near_env(app.env, [e for e in counts if e != app.env])
+        near = _near_env(app.env, counts)
         if near is not None:
             yield rules.ENV_TYPO.at(
                 app.span_of("env"), f"env '{app.env}' is used by no other app; did you mean '{near}'?",
@@ -270,22 +270,31 @@ def _credential(name: str, value: str) -> bool:
     return bool(value) and (bool(_CREDENTIAL_NAME.search(name)) or bool(_CREDENTIAL_VALUE.search(value)))
 
 
-def _near_env(env: str, others: list[str]) -> str | None:
-    """The env in use (or usual name) `env` is probably a misspelling of, if any."""
-    low = env.lower()
-    for other in sorted(others):
-        if other.lower() == low or any(low in s and other.lower() in s for s in _SYNONYMS):
-            return other
-    if low in USUAL_ENVS:
-        candidates = sorted(others)
-    else:
-        candidates = [*sorted(others), *(u for u in USUAL_ENVS if u not in others)]
-    for other in candidates:
-        if _digits_only_differ(low, other.lower()):
-            continue  # eu-west-1 beside eu-west-2: two regions, not a typo
-        if edit_distance(low, other.lower()) <= (1 if len(other) <= 4 else 2):
+def _near_env(env: str, counts: Counter[str]) -> str | None:
+    """The env `env` is probably a misspelling of: one in use by more apps (or as many, but a
+    usual name where `env` is not), or a usual name nobody uses yet; None if none is close."""
+
+    def rank(name: str) -> int:
+        return USUAL_ENVS.index(name.lower()) if name.lower() in USUAL_ENVS else len(USUAL_ENVS)
+
+    def established(other: str) -> bool:
+        return (counts[other], -rank(other)) > (counts[env], -rank(env))
+
+    in_use = sorted((e for e in counts if e != env and established(e)), key=lambda e: (-counts[e], rank(e), e))
+    unused = [] if rank(env) < len(USUAL_ENVS) else [u for u in USUAL_ENVS if u not in counts]
+    for other in [*in_use, *unused]:
+        if _close(env.lower(), other.lower()):
             return other
     return None
+
+
+def _close(a: str, b: str) -> bool:
+    """Same name but for case, synonyms (prod, production), or one or two edits apart."""
+    if a == b or any(a in s and b in s for s in _SYNONYMS):
+        return True
+    if re.sub(r"[0-9]", "", a) == re.sub(r"[0-9]", "", b):
+        return False  # eu-west-1 beside eu-west-2: two regions, not a typo
+    return edit_distance(a, b) <= (1 if len(b) <= 4 else 2)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -300,10 +309,6 @@ def edit_distance(a: str, b: str) -> int:
                 row[j] = min(row[j], prev2[j - 2] + 1)
         prev2, prev = prev, row
     return prev[-1]
-
-
-def _digits_only_differ(a: str, b: str) -> bool:
-    return a != b and re.sub(r"[0-9]", "", a) == re.sub(r"[0-9]", "", b)
 
 
 

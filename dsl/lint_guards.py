@@ -120,9 +120,8 @@ def _redundant(j: int, rule: ast.Guard, mine: Reach, live: list[tuple[ast.Guard,
                 f"this rule never decides: the rule at line {line} makes every finding it can and "
                 f"{_DOES[other.action]} it"
             )
-        return rules.GUARD_DUPLICATE.at(
-            rule.span, message, f"delete this rule, or narrow the rule at line {line} if this one should decide some findings"
-        )
+        help = f"delete this rule, or narrow the rule at line {line} if this one should decide some findings"
+        return rules.GUARD_DUPLICATE.at(rule.span, message, help)
     return None
 
 

@@ -47,7 +47,7 @@ def never_matches(pattern: str, ignorecase: bool = False) -> str | None:
         return None
     if parsed.state.flags & C.SRE_FLAG_MULTILINE:
         return None
-    items = list(parsed)
+    items: list[Any] = [parsed[i] for i in range(len(parsed))]
     try:
         final = _run(items, _START)
     except _Unknown:

@@ -63,7 +63,7 @@ _HELP = {
 def repeats(tree: Tree[Token], path: str) -> list[Diagnostic]:
     """Every repeated once-per-scope statement in a parsed file, at the repeat."""
     out: list[Diagnostic] = []
-    for node in tree.iter_subtrees_topdown():
+    for node in tree.iter_subtrees_topdown():  # type: ignore[no-untyped-call]
         if node.data == "start":
             continue
         seen: dict[str, Tree[Token]] = {}
@@ -93,9 +93,7 @@ def _keyed(node: Tree[Token]) -> Iterator[tuple[str, Tree[Token]]]:
             key = _text(child.children[0])
             if key not in MESSAGE_ROLES:
                 yield key, child
-        elif child.data == "meta_field":
-            yield _text(child.children[0]), child
-        elif child.data == "price_part":
+        elif child.data in ("meta_field", "price_part"):
             yield _text(child.children[0]), child
         elif child.data == "split_member":
             yield f"member {_text(child.children[0])}", child
@@ -107,9 +105,10 @@ def _repeat(key: str, scope: Tree[Token], first: Tree[Token], again: Tree[Token]
     where = f"{path}:{first.meta.line}:{first.meta.column}"
     word = key.removeprefix("member ")
     what = f"split member '{word}'" if key.startswith("member ") else f"`{word}`"
-    help = _HELP.get(key) or (
-        "each target once: give it one weight" if key.startswith("member ") else f"keep one `{word}`: a repeat has no meaning here"
-    )
+    if key.startswith("member "):
+        help = "name each target once, with one weight"
+    else:
+        help = _HELP.get(key) or f"keep one `{word}`: a repeat has no meaning here"
     return rules.REPEATED.at(
         ast.Span(path, again.meta.line, again.meta.column, again.meta.end_line, again.meta.end_column),
         f"{what} is repeated in {_scope(scope)}; the first is at {where}",

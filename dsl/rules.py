@@ -157,7 +157,7 @@ CAP_EXCEEDS_CONTEXT = _rule(
 
 ABSURD_RATE = _rule("W210", "limits/absurd-rate", "warning", "a rate limit above a million requests a second")
 USELESS_FALLBACK = _rule(
-    "W211", "routing/useless-fallback", "warning", "a fallback that is never tried or only retries a model already tried"
+    "W211", "routing/useless-fallback", "warning", "a fallback never tried, or that only retries a model already tried"
 )
 MOCK_IN_PROD = _rule("W212", "routing/mock-in-prod", "warning", "a prod app that can be answered by a mock provider")
 
