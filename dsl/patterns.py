@@ -14,14 +14,10 @@ nothing. Python's parser reads the pattern; RE2 syntax it does not know
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
+from re import _constants as C  # the syntax RE2 shares with re, as engine/detectors/custom.py reads it
+from re import _parser as sre_parse
 from typing import Any
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import sre_constants as C
-    import sre_parse
 
 # Short ordinary texts: a pattern that finds something in each of them finds something in every message.
 PROBES = ("hello", "ok", "the", "yes", "Thanks, that works.")
@@ -40,9 +36,7 @@ def matches_everything(search: Any) -> bool:
 def never_matches(pattern: str, ignorecase: bool = False) -> str | None:
     """Why the pattern can never match inside a message, or None when it can (or it is unknown)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = sre_parse.parse(pattern, C.SRE_FLAG_IGNORECASE if ignorecase else 0)
+        parsed = sre_parse.parse(pattern, C.SRE_FLAG_IGNORECASE if ignorecase else 0)
     except Exception:  # RE2-only syntax: no claim
         return None
     if parsed.state.flags & C.SRE_FLAG_MULTILINE:
