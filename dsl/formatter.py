@@ -50,7 +50,7 @@ def format_text(text: str, path: str = "<string>") -> str:
     printer = _Printer(cmap)
     out = printer.render(pf.items, tree)
     homeless = printer.homeless()
-    if homeless:  # comments of statements the AST drops (duplicates): print them where they were
+    if homeless:  # comments of statements not printed (a default such as `kind chat`): keep them near
         for nid, kind, comment, host, how in homeless:
             cmap.move(nid, kind, comment, host, how)
         out = _Printer(cmap).render(pf.items, tree)
@@ -175,7 +175,7 @@ class _Printer:
         return _layout(self.lines)
 
     def homeless(self) -> list[tuple[int, str, Comment, Tree[Token], str]]:
-        """Comments of statements that were not printed (duplicates the AST drops) and a new home:
+        """Comments of statements that were not printed (a default such as `kind chat`) and a new home:
         before the closing brace of the innermost block printed as a block, else before the
         innermost printed statement that encloses them."""
         out = []

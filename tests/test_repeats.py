@@ -171,3 +171,19 @@ def test_check_and_explain_refuse_a_repeat(tmp_path: Path, capsys: pytest.Captur
     request.write_text('{"model": "local/echo", "messages": [{"role": "user", "content": "hi"}]}', encoding="utf-8")
     code = main(["explain", "--policies", str(tmp_path), "--env", "dev", "--key-app", "a", str(request)])
     assert code != 0 and "E012" in capsys.readouterr().err
+
+
+def test_explain_cites_the_line_whose_value_applies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.policy").write_text(
+        "provider local { kind mock }\nmodel local/echo { price in 0 per 1M }\n"
+        "app a {\n  env dev\n  models local/echo\n  max_tokens 100\n  rate_limit 60/min\n"
+        '  when operation == "long" {\n    timeout 30s\n    max_tokens 2000\n  }\n}\n',
+        encoding="utf-8",
+    )
+    request = tmp_path / "r.json"
+    for operation, cap, line in (("long", 2000, 10), ("short", 100, 6)):
+        body = '{"model": "local/echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000, '
+        request.write_text(body + f'"metadata": {{"operation": "{operation}"}}}}', encoding="utf-8")
+        assert main(["explain", "--policies", str(tmp_path), "--env", "dev", "--key-app", "a", str(request)]) == 0
+        out = capsys.readouterr().out
+        assert f"5000 → {cap}\n      at {tmp_path / 'p.policy'}:{line}:" in out and f"max_tokens {cap}" in out
