@@ -183,7 +183,7 @@ def test_explain_cites_the_line_whose_value_applies(tmp_path: Path, capsys: pyte
     request = tmp_path / "r.json"
     for operation, cap, line in (("long", 2000, 10), ("short", 100, 6)):
         body = '{"model": "local/echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000, '
-        request.write_text(body + f'"metadata": {{"operation": "{operation}"}}}}', encoding="utf-8")
+        request.write_text(body + f'"ghat": {{"metadata": {{"operation": "{operation}"}}}}}}', encoding="utf-8")
         assert main(["explain", "--policies", str(tmp_path), "--env", "dev", "--key-app", "a", str(request)]) == 0
         out = capsys.readouterr().out
         assert f"5000 → {cap}\n      at {tmp_path / 'p.policy'}:{line}:" in out and f"max_tokens {cap}" in out
