@@ -51,6 +51,15 @@ class Provider:
     headers: tuple[tuple[str, str], ...] = ()
     timeout_s: float | None = None
     span: Span = _span()
+    # Where each field is written ("kind", "api_key", "header" once per header…): diagnostics point there.
+    spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+
+    def span_of(self, name: str) -> Span:
+        """The line of a field (the first one for `header`), else the provider's own."""
+        return next((s for n, s in self.spans if n == name), self.span)
+
+    def header_spans(self) -> tuple[Span, ...]:
+        return tuple(s for n, s in self.spans if n == "header")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,10 @@ class Model:
     context: int | None = None
     upstream: str | None = None  # the model name sent upstream, if not the part after '/'
     span: Span = _span()
+    spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+
+    def span_of(self, name: str) -> Span:
+        return next((s for n, s in self.spans if n == name), self.span)
 
     @property
     def provider(self) -> str:
@@ -135,6 +148,20 @@ class GuardBlock:
     message: str | None = None
     message_span: Span = _span()
     span: Span = _span()
+
+
+def combine(blocks: tuple[GuardBlock, ...], direction: Direction) -> GuardBlock | None:
+    """Several blocks of one direction are one block written in parts: all of their rules apply.
+
+    The rules keep their order; the block `message` (set once per direction)
+    serves every rule without its own, whichever part it is written in.
+    """
+    mine = [b for b in blocks if b.direction == direction]
+    if len(mine) <= 1:
+        return mine[0] if mine else None
+    head = next((b for b in mine if b.message is not None), mine[0])
+    guards = tuple(g for b in mine for g in b.guards)
+    return GuardBlock(direction, guards, head.message, head.message_span, mine[0].span)
 
 
 # ── `when` conditions ────────────────────────────────────────────────────
@@ -273,6 +300,20 @@ class App:
     max_scan: int | None = None  # characters a request may ask the guards to scan
     tests: tuple[TestCase, ...] = ()
     span: Span = _span()
+    # The guard blocks as written, in source order. Several blocks of one direction
+    # mean all of their rules: `input` and `output` above are their concatenation,
+    # which is what is enforced; the formatter prints the blocks as written.
+    guard_blocks: tuple[GuardBlock, ...] = field(default=(), compare=False, repr=False)
+    # Where each app statement is written ("env", "models", "providers", "capture", "shadow").
+    spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+
+    def span_of(self, name: str) -> Span:
+        """The line of an app statement, else the app's own line (for a statement it lacks)."""
+        return next((s for n, s in self.spans if n == name), self.span)
+
+    def blocks(self) -> tuple[GuardBlock, ...]:
+        """The combined input and output blocks that exist."""
+        return tuple(b for b in (self.input, self.output) if b is not None)
 
 
 Item: TypeAlias = Provider | Model | Alias | CustomDetector | App | TestCase

@@ -7,7 +7,6 @@ list `PASSES` is the pipeline, in one place. Lint rules that only warn live in
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 
 import re2
@@ -41,7 +40,7 @@ def providers(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
     for p in ps.providers:
         if p.kind not in PROVIDER_KINDS:
             yield rules.PROVIDER_KIND.at(
-                p.span, f"provider '{p.name}' has kind '{p.kind or '(none)'}'",
+                p.span_of("kind"), f"provider '{p.name}' has kind '{p.kind or '(none)'}'",
                 "write `kind openai`, `kind anthropic` or `kind mock`",
             )  # fmt: skip
     for m in ps.models:
@@ -103,8 +102,10 @@ def apps(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
         if not app.env:
             yield rules.APP_NO_ENV.at(app.span, f"app '{app.name}' has no env", "add `env prod` (or dev, staging…)")
         elif not ENV_NAME.fullmatch(app.env):
-            yield rules.APP_ENV_NAME.at(app.span, f"app '{app.name}' has env '{app.env}', which no key can name",
-                                        "keys read ghat_<env>_…: use letters, digits and '-' (eu-west)")  # fmt: skip
+            yield rules.APP_ENV_NAME.at(
+                app.span_of("env"), f"app '{app.name}' has env '{app.env}', which no key can name",
+                "keys read ghat_<env>_…: use letters, digits and '-' (eu-west)",
+            )  # fmt: skip
         if not app.models:
             yield rules.APP_NO_MODELS.at(app.span, f"app '{app.name}' allows no model",
                                          "add `models smart-default` or a model name")  # fmt: skip
@@ -113,12 +114,14 @@ def apps(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
                 yield _unknown_model(target, index)
         for name in app.providers or ():
             if name not in index.providers:
-                yield rules.UNKNOWN_PROVIDER.at(app.span, f"app '{app.name}' lists unknown provider '{name}'",
-                                                _did_you_mean(name, index.providers))  # fmt: skip
+                yield rules.UNKNOWN_PROVIDER.at(
+                    app.span_of("providers"), f"app '{app.name}' lists unknown provider '{name}'",
+                    _did_you_mean(name, index.providers),
+                )  # fmt: skip
         yield from _closure(app, index)
         for name in app.capture:
             if name not in CAPTURABLE:
-                yield rules.APP_CAPTURE.at(app.span, f"app '{app.name}' captures unknown '{name}'",
+                yield rules.APP_CAPTURE.at(app.span_of("capture"), f"app '{app.name}' captures unknown '{name}'",
                                            "write `capture prompts`, `capture responses` or both")  # fmt: skip
         for block in (app.input, app.output):
             if block is not None:
@@ -183,7 +186,6 @@ def _closure(app: ast.App, index: Index) -> Iterator[Diagnostic]:
 
 
 def _guards(app: ast.App, block: ast.GuardBlock, index: Index) -> Iterator[Diagnostic]:
-    counts = Counter(g.detector for g in block.guards)
     for guard in block.guards:
         builtin = BUILTINS.get(guard.detector)
         if builtin is None and guard.detector not in index.detectors:
@@ -193,9 +195,6 @@ def _guards(app: ast.App, block: ast.GuardBlock, index: Index) -> Iterator[Diagn
                 or "declare it with `detector NAME pattern /…/`",
             )  # fmt: skip
             continue
-        if counts[guard.detector] > 1 and guard is next(g for g in block.guards if g.detector == guard.detector):
-            yield rules.GUARD_DUPLICATE.at(guard.span, f"'{guard.detector}' is named more than once in this block",
-                                           "merge the rules; the strictest action wins")  # fmt: skip
         yield from _guard_options(guard, block.direction, builtin)
         if guard.message is not None:
             yield from _template(guard.message, guard.span)

@@ -8,13 +8,15 @@ run reports every mistake.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer, Tree, v_args
 from lark.tree import Meta
 
 from dsl import ast
 from dsl.diagnostics import Diagnostic
+from dsl.repeats import repeats
 
 _QTY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -41,6 +43,15 @@ class CstToAst(Transformer[Token, Any]):
         super().__init__()
         self.path = path
         self.diagnostics: list[Diagnostic] = []
+
+    def transform(self, tree: Tree[Token]) -> Any:
+        """Report repeated once-only statements (dsl/repeats.py), then build the AST.
+
+        Where a statement is repeated the AST keeps the first, value and span
+        alike, so every tool that reads it names the same line.
+        """
+        self.diagnostics.extend(repeats(tree, self.path))
+        return super().transform(tree)
 
     # ── helpers ──────────────────────────────────────────────────────────
     def span(self, meta: Meta | Token) -> ast.Span:
@@ -93,7 +104,7 @@ class CstToAst(Transformer[Token, Any]):
 
     # ── providers and models ─────────────────────────────────────────────
     def provider(self, meta: Meta, c: list[Any]) -> ast.Provider:
-        fields = dict(_pairs(c[1:]))
+        fields = _first(c[1:])
         headers = tuple(v for k, v in _pairs(c[1:]) if k == "header")
         api_key = fields.get("api_key")
         return ast.Provider(
@@ -103,26 +114,27 @@ class CstToAst(Transformer[Token, Any]):
             api_key_env=api_key[4:] if api_key and api_key.startswith("env.") else None,
             api_key_literal=api_key[4:] if api_key and api_key.startswith("lit:") else None,
             headers=headers,
-            timeout_s=fields["timeout"][0] if "timeout" in fields else None,
+            timeout_s=fields.get("timeout"),
             span=self.span(meta),
+            spans=_spans(c[1:]),
         )
 
-    def kind_field(self, meta: Meta, c: list[Token]) -> tuple[str, str]:
-        return ("kind", str(c[0]))
+    def kind_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("kind", str(c[0]), self.span(meta))
 
-    def base_url_field(self, meta: Meta, c: list[Token]) -> tuple[str, str]:
-        return ("base_url", unquote(c[0]))
+    def base_url_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("base_url", unquote(c[0]), self.span(meta))
 
-    def api_key_field(self, meta: Meta, c: list[Token]) -> tuple[str, str]:
+    def api_key_field(self, meta: Meta, c: list[Token]) -> _Field:
         tok = c[0]
-        return ("api_key", str(tok) if tok.type == "ENV_REF" else "lit:" + unquote(tok))
+        return _Field("api_key", str(tok) if tok.type == "ENV_REF" else "lit:" + unquote(tok), self.span(meta))
 
-    def header_field(self, meta: Meta, c: list[Token]) -> tuple[str, tuple[str, str]]:
+    def header_field(self, meta: Meta, c: list[Token]) -> _Field:
         value = str(c[1]) if c[1].type == "ENV_REF" else unquote(c[1])
-        return ("header", (unquote(c[0]), value))
+        return _Field("header", (unquote(c[0]), value), self.span(meta))
 
     def model(self, meta: Meta, c: list[Any]) -> ast.Model:
-        fields = dict(_pairs(c[1:]))
+        fields = _first(c[1:])
         kind = fields.get("kind", "chat")
         if kind not in ("chat", "embedding"):
             self.bad(c[0], f"model kind '{kind}' is not chat or embedding", "write kind chat or kind embedding")
@@ -134,36 +146,35 @@ class CstToAst(Transformer[Token, Any]):
             context=fields.get("context"),
             upstream=fields.get("upstream"),
             span=self.span(meta),
+            spans=_spans(c[1:]),
         )
 
     def price_part(self, meta: Meta, c: list[Token]) -> tuple[str, Token]:
         return (str(c[0]), c[1])
 
-    def price_field(self, meta: Meta, c: list[tuple[str, Token]]) -> tuple[str, ast.Price]:
-        parts = dict(c)
+    def price_field(self, meta: Meta, c: list[tuple[str, Token]]) -> _Field:
+        parts = _first(c)
         if "in" not in parts:
             self.bad(c[0][1], "a price starts with its input price", "write price in 0.15 out 0.60 per 1M")
         per = self.count(parts["per"], "token count", sizes=True) if "per" in parts else 1_000_000
         cached = parts.get("cached")
-        return (
-            "price",
-            ast.Price(
-                input=self.number(parts["in"], "price") if "in" in parts else 0.0,
-                output=self.number(parts["out"], "price") if "out" in parts else 0.0,
-                cached_input=self.number(cached, "price") if cached is not None else None,
-                per=per or 1_000_000,
-            ),
+        price = ast.Price(
+            input=self.number(parts["in"], "price") if "in" in parts else 0.0,
+            output=self.number(parts["out"], "price") if "out" in parts else 0.0,
+            cached_input=self.number(cached, "price") if cached is not None else None,
+            per=per or 1_000_000,
         )
+        return _Field("price", price, self.span(meta))
 
-    def context_field(self, meta: Meta, c: list[Token]) -> tuple[str, int]:
-        return ("context", self.count(c[0], "context size", sizes=True))
+    def context_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("context", self.count(c[0], "context size", sizes=True), self.span(meta))
 
-    def upstream_field(self, meta: Meta, c: list[Token]) -> tuple[str, str]:
-        return ("upstream", unquote(c[0]))
+    def upstream_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("upstream", unquote(c[0]), self.span(meta))
 
     # ── aliases ──────────────────────────────────────────────────────────
     def _target(self, meta: Meta, c: list[Any], weight: float | None = None) -> ast.Target:
-        opts = dict(_pairs(c[1:]))
+        opts = _first(c[1:])
         return ast.Target(
             name=str(c[0]), weight=weight, timeout_s=opts.get("timeout"),
             retries=opts.get("retries"), span=self.span(meta),
@@ -198,7 +209,7 @@ class CstToAst(Transformer[Token, Any]):
     def detector(self, meta: Meta, c: list[Any]) -> ast.CustomDetector:
         regex = str(c[1])
         body, flags = regex[1 : regex.rindex("/")], regex[regex.rindex("/") + 1 :]
-        opts = dict(_pairs(c[2:]))
+        opts = _first(c[2:])
         return ast.CustomDetector(
             name=str(c[0]),
             pattern=body.replace("\\/", "/"),
@@ -217,9 +228,9 @@ class CstToAst(Transformer[Token, Any]):
     # ── apps ─────────────────────────────────────────────────────────────
     def app(self, meta: Meta, c: list[Any]) -> ast.App:
         fields = _pairs(c[1:])
-        get = dict(fields).get
-        blocks = [v for k, v in fields if k == "guards"]
-        settings = _settings([(k, v) for k, v in fields if k in _SCALARS])
+        get = _first(c[1:]).get
+        blocks = tuple(v for k, v in fields if k == "guards")
+        settings = _settings([f for f in c[1:] if isinstance(f, _Field) and f.key in _SCALARS])
         return ast.App(
             name=str(c[0]),
             env=get("env"),
@@ -227,43 +238,45 @@ class CstToAst(Transformer[Token, Any]):
             providers=get("providers"),
             settings=settings,
             shadow=bool(get("shadow", False)),
-            input=next((b for b in blocks if b.direction == "input"), None),
-            output=next((b for b in blocks if b.direction == "output"), None),
+            input=ast.combine(blocks, "input"),
+            output=ast.combine(blocks, "output"),
             whens=tuple(v for k, v in fields if k == "when"),
             capture=get("capture", ()),
             max_scan=get("max_scan"),
             tests=tuple(v for k, v in fields if k == "test"),
             span=self.span(meta),
+            guard_blocks=blocks,
+            spans=_spans(c[1:]),
         )
 
-    def env_field(self, meta: Meta, c: list[Token]) -> tuple[str, str]:
-        return ("env", str(c[0]))
+    def env_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("env", str(c[0]), self.span(meta))
 
-    def models_field(self, meta: Meta, c: list[Token]) -> tuple[str, tuple[ast.Target, ...]]:
-        return ("models", tuple(ast.Target(str(t), span=self.span(t)) for t in c))
+    def models_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("models", tuple(ast.Target(str(t), span=self.span(t)) for t in c), self.span(meta))
 
-    def providers_field(self, meta: Meta, c: list[Token]) -> tuple[str, tuple[str, ...]]:
-        return ("providers", tuple(str(t) for t in c))
+    def providers_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("providers", tuple(str(t) for t in c), self.span(meta))
 
-    def shadow_field(self, meta: Meta, c: list[Token]) -> tuple[str, bool]:
-        return ("shadow", True)
+    def shadow_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("shadow", True, self.span(meta))
 
-    def capture_field(self, meta: Meta, c: list[Token]) -> tuple[str, tuple[str, ...]]:
-        return ("capture", tuple(str(t) for t in c))
+    def capture_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("capture", tuple(str(t) for t in c), self.span(meta))
 
-    def max_scan_field(self, meta: Meta, c: list[Token]) -> tuple[str, int | None]:
+    def max_scan_field(self, meta: Meta, c: list[Token]) -> _Field:
         errors = len(self.diagnostics)
         value = self.count(c[0], "scan cap", sizes=True)
         if value <= 0:
             if len(self.diagnostics) == errors:
                 self.bad(c[0], "a scan cap must be positive", "write a size in characters such as 256k or 1M")
-            return ("max_scan", None)
-        return ("max_scan", value)
+            return _Field("max_scan", None, self.span(meta))
+        return _Field("max_scan", value, self.span(meta))
 
-    def max_tokens_field(self, meta: Meta, c: list[Any]) -> tuple[str, Any]:
+    def max_tokens_field(self, meta: Meta, c: list[Any]) -> _Field:
         mode = str(c[1]) if len(c) > 1 else "clamp"
         limit = self.count(c[0], "token cap", sizes=True)
-        return ("max_tokens", (ast.MaxTokens(limit, mode), self.span(meta)))  # type: ignore[arg-type]
+        return _Field("max_tokens", ast.MaxTokens(limit, mode), self.span(meta))  # type: ignore[arg-type]
 
     def token_mode(self, meta: Meta, c: list[Token]) -> str:
         return str(c[0])
@@ -274,7 +287,7 @@ class CstToAst(Transformer[Token, Any]):
     def rate_raise(self, meta: Meta, c: list[Token]) -> str:
         return str(c[0])
 
-    def rate_limit_field(self, meta: Meta, c: list[Any]) -> tuple[str, Any]:
+    def rate_limit_field(self, meta: Meta, c: list[Any]) -> _Field:
         tok, raises = c[0], "raise" in c[1:]
         c = [x for x in c if x != "raise"]
         n, _, unit = str(tok).partition("/")
@@ -285,10 +298,10 @@ class CstToAst(Transformer[Token, Any]):
             period = _RATE_UNITS[unit]
         per = str(c[1]) if len(c) > 1 else "app"
         limit = ast.RateLimit(int(n), period, per, str(tok), raises)  # type: ignore[arg-type]
-        return ("rate_limit", (limit, self.span(meta)))
+        return _Field("rate_limit", limit, self.span(meta))
 
-    def timeout_field(self, meta: Meta, c: list[Token]) -> tuple[str, Any]:
-        return ("timeout", (self.duration(c[0]), self.span(meta)))
+    def timeout_field(self, meta: Meta, c: list[Token]) -> _Field:
+        return _Field("timeout", self.duration(c[0]), self.span(meta))
 
     # ── guards ───────────────────────────────────────────────────────────
     def direction(self, meta: Meta, c: list[Token]) -> str:
@@ -300,7 +313,7 @@ class CstToAst(Transformer[Token, Any]):
     def guard_block(self, meta: Meta, c: list[Any]) -> tuple[str, ast.GuardBlock]:
         guards = tuple(g for g in c[1:] if isinstance(g, ast.Guard))
         messages = [m for m in c[1:] if isinstance(m, tuple)]
-        message, mspan = (messages[-1][1], messages[-1][2]) if messages else (None, ast.NO_SPAN)
+        message, mspan = (messages[0][1], messages[0][2]) if messages else (None, ast.NO_SPAN)
         block = ast.GuardBlock(str(c[0]), guards, message, mspan, self.span(meta))  # type: ignore[arg-type]
         return ("guards", block)
 
@@ -314,7 +327,7 @@ class CstToAst(Transformer[Token, Any]):
         if rest and isinstance(rest[0], list):
             topics = tuple(rest.pop(0))
         action = rest.pop(0)
-        opts = dict(_pairs(rest))
+        opts = _first(rest)
         return ast.Guard(
             detector=name,
             action=action,
@@ -358,7 +371,7 @@ class CstToAst(Transformer[Token, Any]):
 
     # ── when ─────────────────────────────────────────────────────────────
     def when_block(self, meta: Meta, c: list[Any]) -> tuple[str, ast.When]:
-        settings = _settings(list(c[1:]))
+        settings = _settings([f for f in c[1:] if isinstance(f, _Field)])
         return ("when", ast.When(c[0], settings, self.span(meta)))
 
     def field_ref(self, meta: Meta, c: list[Token]) -> str:
@@ -443,15 +456,44 @@ class CstToAst(Transformer[Token, Any]):
 _SCALARS = ("max_tokens", "rate_limit", "timeout")
 
 
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """A statement of a provider, model, app or `when` block: its value and where it is written."""
+
+    key: str
+    value: Any
+    span: ast.Span
+
+
 def _pairs(children: list[Any]) -> list[tuple[str, Any]]:
-    return [c for c in children if isinstance(c, tuple) and len(c) == 2]
+    """(key, value) of every field and option among a node's children, in order."""
+    out: list[tuple[str, Any]] = []
+    for c in children:
+        if isinstance(c, _Field):
+            out.append((c.key, c.value))
+        elif isinstance(c, tuple) and len(c) == 2:
+            out.append(c)
+    return out
 
 
-def _settings(pairs: list[tuple[str, Any]]) -> ast.Settings:
+def _first(children: list[Any]) -> dict[str, Any]:
+    """Each key's first value: a repeat is an error (dsl/repeats.py) and the first one is kept."""
+    out: dict[str, Any] = {}
+    for key, value in _pairs(children):
+        out.setdefault(key, value)
+    return out
+
+
+def _spans(children: list[Any]) -> tuple[tuple[str, ast.Span], ...]:
+    return tuple((c.key, c.span) for c in children if isinstance(c, _Field))
+
+
+def _settings(fields: list[_Field]) -> ast.Settings:
     values: dict[str, Any] = {}
     spans: list[tuple[str, ast.Span]] = []
-    for key, (value, span) in pairs:
-        name = "timeout_s" if key == "timeout" else key
-        values[name] = value
-        spans.append((name, span))
+    for f in fields:
+        name = "timeout_s" if f.key == "timeout" else f.key
+        if name not in values:  # the first is kept, value and span alike
+            values[name] = f.value
+            spans.append((name, f.span))
     return ast.Settings(**values, spans=tuple(spans))

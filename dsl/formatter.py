@@ -50,7 +50,7 @@ def format_text(text: str, path: str = "<string>") -> str:
     printer = _Printer(cmap)
     out = printer.render(pf.items, tree)
     homeless = printer.homeless()
-    if homeless:  # comments of statements the AST drops (duplicates): print them where they were
+    if homeless:  # comments of statements not printed (a default such as `kind chat`): keep them near
         for nid, kind, comment, host, how in homeless:
             cmap.move(nid, kind, comment, host, how)
         out = _Printer(cmap).render(pf.items, tree)
@@ -175,7 +175,7 @@ class _Printer:
         return _layout(self.lines)
 
     def homeless(self) -> list[tuple[int, str, Comment, Tree[Token], str]]:
-        """Comments of statements that were not printed (duplicates the AST drops) and a new home:
+        """Comments of statements that were not printed (a default such as `kind chat`) and a new home:
         before the closing brace of the innermost block printed as a block, else before the
         innermost printed statement that encloses them."""
         out = []
@@ -399,6 +399,15 @@ def _guard(g: ast.Guard, cst: Cst) -> Stmt:
     return Stmt(g.detector, rest, cst)
 
 
+def _as_written(a: ast.App) -> tuple[ast.GuardBlock, ...]:
+    """The app's guard blocks as the source has them; its combined blocks when it has no such
+    record (a generated AST) or the record disagrees with them: what is enforced is printed."""
+    written = a.guard_blocks
+    if (ast.combine(written, "input"), ast.combine(written, "output")) == (a.input, a.output):
+        return written
+    return a.blocks()
+
+
 def _guard_block(b: ast.GuardBlock, cst: Cst) -> Stmt:
     found = _all(cst, "guard")
     body = [_guard(g, _nth(found, i)) for i, g in enumerate(b.guards)]
@@ -423,10 +432,11 @@ def _app(a: ast.App, cst: Cst) -> Stmt:
     if a.shadow:
         body.append(Stmt("shadow", "", _find(cst, "shadow_field")))
     blocks = _all(cst, "guard_block")
-    for block in (a.input, a.output):
-        if block is not None:
-            mine = [b for b in blocks if str(b.children[0].children[0]) == block.direction]  # type: ignore[union-attr]
-            body.append(_guard_block(block, mine[0] if mine else None))
+    written = _as_written(a)
+    for direction in ("input", "output"):
+        mine = [b for b in blocks if str(b.children[0].children[0]) == direction]  # type: ignore[union-attr]
+        for i, block in enumerate(b for b in written if b.direction == direction):
+            body.append(_guard_block(block, _nth(mine, i)))
     whens = _all(cst, "when_block")
     for i, w in enumerate(a.whens):
         wcst = _nth(whens, i)

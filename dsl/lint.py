@@ -9,9 +9,11 @@ secrets in policy text. Like `check.PASSES`, `PASSES` is the list in one place.
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from dsl import ast, rules
+from dsl import ast, lint_guards, lint_routes, rules
 from dsl.catalog import DETECTOR_VARIABLES, ENDPOINTS, METADATA_FIELDS
 from dsl.conditions import Domain, atoms, example, satisfy
 from dsl.diagnostics import Diagnostic
@@ -41,6 +43,32 @@ def unused(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
                 f"detector '{det.name}' is used by no guard",
                 f"add `{det.name} redact` to an app's input or output block, or delete it",
             )
+
+
+def unused_providers(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """A provider no model names serves nothing: often a model declared under a misspelt provider."""
+    served = {m.provider for m in ps.models}
+    for provider in ps.providers:
+        if provider.name not in served and index.providers.get(provider.name) is provider:
+            yield rules.UNUSED_PROVIDER.at(
+                provider.span, f"provider '{provider.name}' serves no model",
+                f"declare a model on it (`model {provider.name}/NAME`) or delete it",
+            )  # fmt: skip
+
+
+def envs(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """An env only one app has, close to one other apps use (or a usual name), is likely a typo:
+    `ghat serve --env prod` never serves an app whose env reads `prdo`."""
+    counts = Counter(app.env for app in ps.apps if app.env)
+    for app in ps.apps:
+        if not app.env or counts[app.env] > 1:
+            continue
+        near = _near_env(app.env, counts)
+        if near is not None:
+            yield rules.ENV_TYPO.at(
+                app.span_of("env"), f"env '{app.env}' is used by no other app; did you mean '{near}'?",
+                f"a server serves one env (`ghat serve --env {near}`): an app in a misspelt env is never served",
+            )  # fmt: skip
 
 
 def app_models(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
@@ -118,6 +146,19 @@ def _never_binds(extra: ast.RateLimit, own: ast.RateLimit) -> bool:
     """Every window of `extra` lies in a window of `own`, which admits no more than `extra` would."""
     scoped = own.per == "app" or extra.per == "key"
     return scoped and extra.period_s <= own.period_s and extra.limit >= own.limit
+
+
+def rates(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """A limit no gateway can reach bounds nothing: usually a unit slip (`600/s` for `600/min`) or a stray digit."""
+    for app in ps.apps:
+        for settings in [app.settings, *(w.settings for w in app.whens)]:
+            rate = settings.rate_limit
+            if rate is not None and rate.limit / rate.period_s > ABSURD_RATE_PER_S:
+                yield rules.ABSURD_RATE.at(
+                    settings.span_of("rate_limit") or app.span,
+                    f"rate_limit {rate.text} is {rate.limit / rate.period_s:,.0f} requests a second: it never binds",
+                    "write the limit the app should have, e.g. `rate_limit 600/min`",
+                )
 
 
 def timeouts(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
@@ -214,14 +255,21 @@ def security(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
         var = provider.name.upper().replace("-", "_") + "_API_KEY"
         if provider.api_key_literal is not None:
             yield rules.LITERAL_API_KEY.at(
-                provider.span,
+                provider.span_of("api_key"),
                 f"provider '{provider.name}' has its api_key written in the policy",
                 f"policies live in version control: write `api_key env.{var}`",
             )
+        for (name, value), span in zip(provider.headers, provider.header_spans(), strict=False):
+            if not value.startswith("env.") and _credential(name, value):
+                yield rules.LITERAL_HEADER_SECRET.at(
+                    span, f"header '{name}' of provider '{provider.name}' has a credential written in the policy",
+                    f"policies live in version control: write `header \"{name}\" env.{_env_var(provider.name, name)}` "
+                    "(the variable holds the whole value)",
+                )  # fmt: skip
     for app in ps.apps:
         if app.env == "prod" and app.capture:
             yield rules.PROD_CAPTURE.at(
-                app.span,
+                app.span_of("capture"),
                 f"prod app '{app.name}' captures {', '.join(app.capture)}",
                 "prompts and responses are never stored in prod; remove `capture`",
             )
@@ -236,18 +284,87 @@ def whens(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
 
 PASSES: list[tuple[str, Pass]] = [
     ("unused", unused),
+    ("unused-providers", unused_providers),
+    ("envs", envs),
     ("app-models", app_models),
     ("limits", limits),
     ("when-limits", when_limits),
+    ("rates", rates),
     ("timeouts", timeouts),
+    ("fallbacks", lint_routes.fallbacks),
+    ("mock-in-prod", lint_routes.mock_in_prod),
     ("cost", cost),
     ("guards", guards),
+    ("rule-overlap", lint_guards.rule_overlap),
+    ("restore", lint_guards.restore),
+    ("prod-guardrails", lint_guards.prod_guardrails),
+    ("patterns", lint_guards.patterns),
     ("security", security),
     ("whens", whens),
 ]
 
 
 # ── helpers ──────────────────────────────────────────────────────────────
+
+ABSURD_RATE_PER_S = 1_000_000
+# Env names teams commonly use; a lone env close to one of them (and not one itself) reads as a typo.
+USUAL_ENVS = ("prod", "production", "staging", "stage", "dev", "development", "test", "qa", "sandbox", "preview")
+_SYNONYMS = ({"prod", "production", "prd"}, {"dev", "development"}, {"staging", "stage", "stg"})
+_CREDENTIAL_NAME = re.compile(r"auth|api[-_]?key|token|secret|passw|credential|(^|-)key$", re.IGNORECASE)
+_CREDENTIAL_VALUE = re.compile(
+    r"^(Bearer|Basic)\s+\S{8,}|sk-[A-Za-z0-9_-]{8,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-"
+)
+
+
+def _env_var(*parts: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", "_".join(parts).upper()).strip("_")
+
+
+def _credential(name: str, value: str) -> bool:
+    """A header that carries a credential: by its name (Authorization, X-Api-Key…) or its value's shape."""
+    return bool(value) and (bool(_CREDENTIAL_NAME.search(name)) or bool(_CREDENTIAL_VALUE.search(value)))
+
+
+def _near_env(env: str, counts: Counter[str]) -> str | None:
+    """The env `env` is probably a misspelling of: one in use by more apps (or as many, but a
+    usual name where `env` is not), or a usual name nobody uses yet; None if none is close."""
+
+    def rank(name: str) -> int:
+        return USUAL_ENVS.index(name.lower()) if name.lower() in USUAL_ENVS else len(USUAL_ENVS)
+
+    def established(other: str) -> bool:
+        return (counts[other], -rank(other)) > (counts[env], -rank(env))
+
+    in_use = sorted((e for e in counts if e != env and established(e)), key=lambda e: (-counts[e], rank(e), e))
+    unused = [] if rank(env) < len(USUAL_ENVS) else [u for u in USUAL_ENVS if u not in counts]
+    for other in [*in_use, *unused]:
+        if _close(env.lower(), other.lower()):
+            return other
+    return None
+
+
+def _close(a: str, b: str) -> bool:
+    """Same name but for case, synonyms (prod, production), or one or two edits apart."""
+    if a == b or any(a in s and b in s for s in _SYNONYMS):
+        return True
+    if re.sub(r"[0-9]", "", a) == re.sub(r"[0-9]", "", b):
+        return False  # eu-west-1 beside eu-west-2: two regions, not a typo
+    return edit_distance(a, b) <= (1 if len(b) <= 4 else 2)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], prev2[j - 2] + 1)
+        prev2, prev = prev, row
+    return prev[-1]
+
 
 
 def _app_whens(app: ast.App, index: Index) -> Iterator[Diagnostic]:

@@ -57,6 +57,9 @@ SYNTAX_BINARY = _rule("E004", "syntax/binary-content", "error", "the file contai
 SYNTAX_SIZE = _rule("E005", "syntax/file-too-large", "error", "the file exceeds the size limit")
 SYNTAX_READ = _rule("E006", "syntax/unreadable-file", "error", "the file cannot be read")
 SYNTAX_VALUE = _rule("E010", "syntax/invalid-value", "error", "a duration, size, rate or number is malformed")
+REPEATED = _rule(
+    "E012", "syntax/repeated-statement", "error", "a statement that may appear once in its block is repeated"
+)
 INTERNAL = _rule("E000", "syntax/internal-error", "error", "a bug in ghat; please report it")
 
 # Names and references.
@@ -103,7 +106,25 @@ TEMPLATE_LOGIC = _rule(
     "E309", "template/not-substitution", "error", "a message that does more than substitute `{{ variable }}`"
 )
 GUARD_DUPLICATE = _rule(
-    "W301", "guardrail/duplicate-guard", "warning", "one detector named twice in one block; the strictest wins"
+    "W301",
+    "guardrail/duplicate-guard",
+    "warning",
+    "a rule that never decides: another rule on its detector makes every finding it can, at least as strictly",
+)
+GUARD_OVERLAP = _rule(
+    "W304",
+    "guardrail/overlapping-rules",
+    "note",
+    "a weaker and a stricter rule on one detector share findings: the stricter decides those, the weaker the rest",
+)
+GUARD_RESTORE = _rule(
+    "W305", "guardrail/restore-without-redact", "warning", "`restore` on a rule that redacts nothing on input"
+)
+PATTERN_EVERYTHING = _rule(
+    "W306", "pattern/matches-everything", "warning", "a custom pattern that matches any ordinary text"
+)
+PATTERN_NOTHING = _rule(
+    "W307", "pattern/matches-nothing", "warning", "a custom pattern that can never match inside a message"
 )
 
 GUARD_OFF = _rule("W302", "guardrail/guard-off", "warning", "a guard at `off` does nothing")
@@ -115,6 +136,10 @@ TEMPLATE_EMPTY_VAR = _rule(
 UNUSED_ALIAS = _rule("W101", "reference/unused-alias", "warning", "an alias no app can reach")
 UNUSED_DETECTOR = _rule("W102", "reference/unused-detector", "warning", "a custom detector no guard uses")
 APP_DUPLICATE_MODEL = _rule("W103", "app/duplicate-model", "warning", "an app lists one model or alias twice")
+UNUSED_PROVIDER = _rule("W104", "reference/unused-provider", "warning", "a provider no model is served by")
+ENV_TYPO = _rule(
+    "W105", "app/env-typo", "warning", "an env no other app uses that is close to one in use or a usual name"
+)
 
 # Lint: routing, cost and limits.
 TIMEOUT_EXCEEDS_APP = _rule(
@@ -128,13 +153,13 @@ NO_RATE_LIMIT = _rule("W203", "limits/no-rate-limit", "warning", "an app without
 NO_TOKEN_CAP = _rule("W204", "limits/no-token-cap", "warning", "a chat app without max_tokens")
 RAISE_OUTSIDE_WHEN = _rule("E220", "limits/raise-outside-when", "error", "`rate_limit … raise` on the app itself")
 RAISE_ON_METADATA = _rule(
-    "W210",
+    "W213",
     "limits/raise-on-caller-metadata",
     "warning",
     "a `when` raises the app's rate limit on metadata the caller asserts",
 )
 WHEN_LIMIT_NEVER_BINDS = _rule(
-    "W211",
+    "W214",
     "limits/when-limit-never-binds",
     "warning",
     "a `when` rate limit no stricter than the app's, which still applies",
@@ -145,6 +170,12 @@ CAP_EXCEEDS_CONTEXT = _rule(
     "warning",
     "max_tokens larger than the context window of a model the app reaches",
 )
+
+ABSURD_RATE = _rule("W210", "limits/absurd-rate", "warning", "a rate limit above a million requests a second")
+USELESS_FALLBACK = _rule(
+    "W211", "routing/useless-fallback", "warning", "a fallback never tried, or that only retries a model already tried"
+)
+MOCK_IN_PROD = _rule("W212", "routing/mock-in-prod", "warning", "a prod app that can be answered by a mock provider")
 
 # Lint: `when` blocks, decided exactly over each field's finite domain.
 WHEN_NEVER = _rule(
@@ -169,6 +200,10 @@ LITERAL_API_KEY = _rule("W501", "security/literal-api-key", "warning", "a provid
 UNSET_ENV = _rule(
     "W502", "security/unset-env", "warning", "an `env.` reference to a variable that is not set (an error at serve)"
 )
+LITERAL_HEADER_SECRET = _rule(
+    "W504", "security/literal-header-secret", "warning", "a provider header with a credential written into the policy"
+)
+PROD_NO_GUARDS = _rule("W503", "security/prod-without-guardrails", "warning", "a prod app with no guardrail rule")
 PROD_CAPTURE = _rule(
     "E501",
     "security/capture-in-prod",

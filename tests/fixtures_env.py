@@ -15,7 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 PLACEHOLDERS = {"OPENAI_API_KEY": "sk-test-placeholder", "ANTHROPIC_API_KEY": "sk-ant-test-placeholder",
-                "ACME_API_KEY": "sk-acme-placeholder", "AZURE_KEY": "azure-placeholder"}  # the last two: docs/rules.md
+                "ACME_API_KEY": "sk-acme-placeholder", "AZURE_KEY": "azure-placeholder",  # the last two: docs/rules.md
+                "ACME_GATEWAY_KEY": "gw-placeholder", "OPENAI_ORG": "org-placeholder",
+                "OPENAI_ORG_EU": "org-eu-placeholder"}  # docs/rules.md and tests/policies/mistakes
 
 
 @pytest.fixture(scope="session", autouse=True)

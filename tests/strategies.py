@@ -251,6 +251,14 @@ def guard_blocks(draw: st.DrawFn, direction: ast.Direction, custom: tuple[str, .
     return ast.GuardBlock(direction, tuple(rules), message)
 
 
+def _header_name(header: tuple[str, str]) -> str:
+    return header[0].lower()  # a header name may appear once (E012); names are case-insensitive
+
+
+def _name(target: ast.Target) -> str:
+    return target.name  # a split names each target once (E012)
+
+
 @st.composite
 def providers(draw: st.DrawFn, name: str) -> ast.Provider:
     env_var = st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True)
@@ -260,7 +268,7 @@ def providers(draw: st.DrawFn, name: str) -> ast.Provider:
         kind=draw(st.sampled_from(sorted(PROVIDER_KINDS))),
         base_url=draw(st.none() | st.just(f"https://{name}.example/v1")),
         api_key_env=draw(st.none() | env_var),
-        headers=tuple(draw(st.lists(st.tuples(strings(6), header_value), max_size=2))),
+        headers=tuple(draw(st.lists(st.tuples(strings(6), header_value), max_size=2, unique_by=_header_name))),
         timeout_s=draw(st.none() | st.sampled_from(DURATIONS)),
     )
 
@@ -307,7 +315,7 @@ def aliases(draw: st.DrawFn, model_items: list[ast.Model], alias_names: list[str
         if draw(st.booleans()):
             alias = ast.Alias(name, route=draw(targets(pool)), fallbacks=fallbacks)
         else:
-            split = tuple(draw(st.lists(targets(pool, weighted=True), min_size=1, max_size=3)))
+            split = tuple(draw(st.lists(targets(pool, weighted=True), min_size=1, max_size=3, unique_by=_name)))
             alias = ast.Alias(name, split=split, fallbacks=fallbacks)
         kinds[name] = kind
         out.append(alias)
@@ -337,7 +345,8 @@ def test_cases(draw: st.DrawFn, app: str | None, targets_: list[str]) -> ast.Tes
     fields += draw(st.lists(st.tuples(st.sampled_from(("user", "system", "assistant")), strings(12)), max_size=2))
     if draw(st.booleans()):
         fields.append(("max_tokens", str(draw(st.sampled_from(SIZES)))))
-    metadata = draw(st.lists(st.tuples(st.sampled_from(ast.METADATA_FIELDS), strings(6)), max_size=2))
+    fields_ = st.tuples(st.sampled_from(ast.METADATA_FIELDS), strings(6))
+    metadata = draw(st.lists(fields_, max_size=2, unique_by=lambda m: m[0]))
     request = ast.TestRequest(tuple(fields), tuple(metadata))
     expects = tuple(draw(st.lists(expectations(targets_), min_size=1, max_size=3)))
     return ast.TestCase(draw(strings(16)), app, request, expects)

@@ -155,11 +155,12 @@ provider p {  # opening
 }  # closing
 model p/m { price in 1 per 1M }  # one-liner
 app x {
-  env prod  # first env
-  env dev   # duplicate: the AST keeps the last, the comment is kept anyway
+  env prod  # the env
   models p/m
   input { pii redact  # trailing in a one-line block
           secrets block }
+  # a second input block: its rules apply too, and it is printed where it was
+  input { topics ["x"] block }  # after the second block
   when model == "p/m" {
     # inside when
     timeout 5s

@@ -123,7 +123,9 @@ app embedder { env dev; models embed; rate_limit 5/min }
         ("reference/unused-alias", 3),
         ("reference/unused-detector", 4),
         ("security/literal-api-key", 5),
-        ("security/capture-in-prod", 6),
+        ("reference/unused-provider", 5),
+        ("security/prod-without-guardrails", 6),
+        ("security/capture-in-prod", 7),  # at `capture`, the statement to change
         ("limits/no-rate-limit", 6),
         ("app/duplicate-model", 7),
         ("limits/cap-exceeds-context", 7),

@@ -23,7 +23,8 @@ app ok, { env dev }
 @pytest.fixture
 def result(tmp_path: Path) -> CheckResult:
     (tmp_path / "a.policy").write_text(POLICY, encoding="utf-8")
-    (tmp_path / "clean.policy").write_text("provider other { kind mock }\n", encoding="utf-8")
+    clean = "provider other { kind mock }\nmodel other/echo { price in 0 per 1M }\n"  # W104 wants a model on it
+    (tmp_path / "clean.policy").write_text(clean, encoding="utf-8")
     return check_paths([tmp_path], Config())
 
 
@@ -60,7 +61,7 @@ def test_sarif_validates_against_the_2_1_0_schema(result: CheckResult) -> None:
 
 
 def test_sarif_of_a_clean_run_validates_too(tmp_path: Path) -> None:
-    (tmp_path / "x.policy").write_text("provider p { kind mock }\n", encoding="utf-8")
+    (tmp_path / "x.policy").write_text("provider p { kind mock }\nmodel p/m { price in 0 per 1M }\n", encoding="utf-8")
     doc = json.loads(sarif(check_paths([tmp_path], Config()), "error"))
     jsonschema.validate(doc, json.loads(SCHEMA.read_text(encoding="utf-8")))
     assert doc["runs"][0]["results"] == []
