@@ -1,8 +1,9 @@
 """What a server serves: the compiled policy, its router, the key store — and how they are swapped.
 
 A reload (policy file changed, key file changed, or SIGHUP) compiles in a
-worker thread, off the request path, and replaces `Gateway.served` in one
-assignment: a request reads `served` once at its start and keeps that
+worker thread, off the request path and paced so that it leaves the event loop
+the interpreter lock (adapters/api/pacing.py), reusing what did not change,
+and replaces `Gateway.served` in one assignment: a request reads `served` once at its start and keeps that
 version to its end, so no request ever mixes two policies. A set that fails
 to compile keeps the old one serving and logs every diagnostic.
 """
@@ -21,15 +22,18 @@ from typing import Any
 import anyio
 
 from adapters.api.observe import Observers, open_observers
+from adapters.api.pacing import Pacer
 from adapters.registry import build_providers, close_providers, unset_env_errors
 from dsl.diagnostics import PolicyError, render_text
-from engine.compiler import CompiledPolicy, compile_paths
+from engine.compiler import CompiledApp, CompiledPolicy
 from engine.detectors.base import ScanContext
 from engine.guards import GuardPipeline, GuardResult, Redactor
 from engine.keys import KeyStore
+from engine.pipeline import Build, PolicySetError, build
 from engine.ports import Provider
 from engine.ratelimit import MemoryRateLimiter, RateLimiter
 from engine.router import Router
+from engine.verdict import Verdict, check_in_child
 
 log = logging.getLogger("ghat.server")
 POLL_S = 1.0
@@ -53,11 +57,15 @@ class TimedPipeline(GuardPipeline):
                 acc[0] += (time.perf_counter() - t0) * 1000.0
 
 
-def _timed(policy: CompiledPolicy) -> CompiledPolicy:
+def _timed(policy: CompiledPolicy, kept: dict[str, CompiledApp]) -> CompiledPolicy:
+    """The policy with every input pipeline timed; `kept` are apps already wrapped by the previous version."""
     apps = {}
     for name, app in policy.apps.items():
-        p = app.input
-        apps[name] = replace(app, input=TimedPipeline(p.direction, p.rules, p.block_message, p.app))
+        done = kept.get(name)
+        if done is None:
+            p = app.input
+            done = replace(app, input=TimedPipeline(p.direction, p.rules, p.block_message, p.app))
+        apps[name] = done
     return replace(policy, apps=apps)
 
 
@@ -70,6 +78,7 @@ class Served:
     restore: dict[str, frozenset[str]]  # app → input types whose placeholders return to the caller
     models: dict[str, bytes]  # app → the /v1/models body, rendered once
     mtimes: tuple[tuple[str, int], ...] = field(default=())
+    build: Build | None = field(default=None, compare=False, repr=False)  # what the next reload may reuse
 
 
 SETTINGS_ENV = "GHAT_SERVE_SETTINGS"  # `ghat serve` → its uvicorn workers, as JSON
@@ -119,11 +128,23 @@ def _models_body(policy: CompiledPolicy, app: str) -> bytes:
     return dumps({"object": "list", "data": data})
 
 
-def build_served(settings: Settings, previous: Served | None) -> Served:
-    """Compile and derive (runs in a worker thread); raises PolicyError on a bad set."""
+def build_served(
+    settings: Settings, previous: Served | None, verdict: Verdict | None = None, pacer: Pacer | None = None
+) -> Served:
+    """Compile and derive (runs in a worker thread); raises PolicyError on a bad set.
+
+    Through the one pipeline (engine/pipeline.py), reusing the previous version's parsed
+    files and compiled apps: a reload costs what changed, not the size of the set. A
+    reload passes the child's `verdict` and a `pacer` (see `Gateway.reload`).
+    """
     paths = [Path(settings.policies)]
     mtimes = _mtimes(paths)
-    policy = _timed(compile_paths(paths, settings.env))
+    pace = pacer.checkpoint if pacer is not None else None
+    built = build(paths, settings.env, previous=previous.build if previous is not None else None,
+                  verdict=verdict, pace=pace)  # fmt: skip
+    assert built.policy is not None
+    kept = _unchanged(built, previous)
+    policy = _timed(built.policy, {name: previous.policy.apps[name] for name in kept} if previous else {})
     if unset := unset_env_errors(policy):  # requests would go out without credentials (adapters/registry.py)
         raise PolicyError(unset)
     if previous is not None and previous.policy.providers == policy.providers:
@@ -131,8 +152,18 @@ def build_served(settings: Settings, previous: Served | None) -> Served:
     else:
         router = Router(build_providers(policy.providers))
     restore = {name: app.input.restore_types for name, app in policy.apps.items()}
-    models = {name: _models_body(policy, name) for name in policy.apps}
-    return Served(policy, router, restore, models, mtimes)
+    models = {name: previous.models[name] if name in kept and previous else _models_body(policy, name)
+              for name in policy.apps}  # fmt: skip
+    return Served(policy, router, restore, models, mtimes, built)
+
+
+def _unchanged(built: Build, previous: Served | None) -> set[str]:
+    """Apps the pipeline kept from the previous version as they were: their derived parts are kept too."""
+    if previous is None or previous.build is None:
+        return set()
+    old = previous.build.apps
+    return {name for name, (_, app) in built.apps.items() if name in old and old[name][1] is app
+            and name in previous.policy.apps}  # fmt: skip
 
 
 class Gateway:
@@ -158,13 +189,21 @@ class Gateway:
         return MemoryRateLimiter()
 
     async def reload(self, reason: str) -> bool:
-        """Compile off the request path and swap; on failure keep serving the old version."""
+        """Compile off the request path and swap; on failure keep serving the old version.
+
+        The check runs in a child process (engine/verdict.py) and the rest in a worker
+        thread that steps aside for requests (adapters/api/pacing.py), so serving does
+        not slow down while a large set reloads.
+        """
         async with self._lock:
             old = self.served
+            started = time.perf_counter()
             try:
-                new = await anyio.to_thread.run_sync(build_served, self.settings, old)
-            except PolicyError as err:
-                text = "\n".join(render_text(d, None) for d in err.diagnostics)
+                verdict = await anyio.to_thread.run_sync(check_in_child, [Path(self.settings.policies)])
+                new = await anyio.to_thread.run_sync(build_served, self.settings, old, verdict, Pacer())
+            except (PolicyError, PolicySetError) as err:
+                diagnostics = err.diagnostics if isinstance(err, PolicyError) else []
+                text = "\n".join(render_text(d, None) for d in diagnostics) or str(err)
                 log.error("policy reload (%s) failed; still serving %s:\n%s", reason, old.policy.version, text)
                 self.served = replace(old, mtimes=_mtimes([Path(self.settings.policies)]))  # don't retry until edited
                 return False
@@ -175,7 +214,12 @@ class Gateway:
             self.reloads += 1
             if new.router is not old.router:
                 self._retired.append((time.monotonic() + PROVIDER_GRACE_S, list(old.router.providers.values())))
-            log.warning("policy %s loaded (%s); was %s", new.policy.version, reason, old.policy.version)
+            done = new.build
+            where = "in a child process" if done is not None and done.checked_by is verdict else "in process"
+            log.warning("policy %s loaded (%s) in %.3f s: checked %s, %d file(s) parsed, %d app(s) compiled; "
+                        "was %s", new.policy.version, reason, time.perf_counter() - started, where,
+                        done.parse_cache.parsed if done else 0, done.compiled if done else 0,
+                        old.policy.version)  # fmt: skip
             return True
 
     def reload_keys(self) -> None:
