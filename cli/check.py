@@ -2,7 +2,9 @@
 
 Exit status: 0 when nothing reaches `--fail-level` (default error), 1 when
 something does, 2 for usage errors (bad flags, a broken config file). It
-never prints a traceback: a bug becomes an E000 diagnostic.
+never prints a traceback: a bug becomes an E000 diagnostic. The check is the
+first half of the pipeline `ghat serve` loads with (engine/pipeline.py), and
+a set without errors is compiled too, so what passes here the server loads.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dsl.checker import Config, ConfigError, check_paths, find_config, load_config
+    from dsl.checker import Config, ConfigError, find_config, load_config
     from dsl.reporters import REPORTERS, summary
+    from engine.pipeline import check
 
     try:
         path = args.config if args.config is not None else find_config(args.paths)
@@ -57,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ghat check: {exc}", file=sys.stderr)
         return 2
-    result = check_paths(args.paths, config or Config())
+    result = check(args.paths, config or Config()).result  # the server's pipeline: what passes here loads there
     fail_level = args.fail_level or (config.fail_level if config else None) or "error"
     report = REPORTERS[args.format](result, fail_level)
     if args.output is not None:

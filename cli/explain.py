@@ -36,10 +36,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsl.diagnostics import PolicyError, render_text
-    from dsl.loader import load
-    from engine.compiler import compile_paths
-    from engine.detectors.registry import UnavailableDetector
+    from cli.policyset import compiled
     from engine.ratelimit import MemoryRateLimiter
     from engine.request import EvalContext
     from engine.testing import evaluate_sync
@@ -50,16 +47,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # json.JSONDecodeError and BadRequest are ValueErrors
         print(f"ghat explain: {exc}", file=sys.stderr)
         return 2
-    try:
-        policy = compile_paths(list(args.policies), args.env)
-    except PolicyError as exc:
-        sources = load(list(args.policies)).sources
-        for d in exc.diagnostics:
-            print(render_text(d, sources.get(d.span.file)), file=sys.stderr)
-        return 1
-    except (UnavailableDetector, OSError) as exc:
-        print(f"ghat explain: cannot compile the policy set: {exc}", file=sys.stderr)
-        return 1
+    policy = compiled("explain", args.policies, args.env)
+    if isinstance(policy, int):
+        return policy
+    if args.key_app not in policy.apps:  # a typo would explain an `unauthorized` nobody asked about
+        where = f" in env '{args.env}'" if args.env else ""
+        print(f"ghat explain: no app '{args.key_app}'{where}; apps: {_some(sorted(policy.apps))}", file=sys.stderr)
+        return 2
     ctx = EvalContext(key_app=args.key_app, key_id="explain", seed="explain", trace=True)
     decision = evaluate_sync(policy, request, ctx, MemoryRateLimiter())
     sources = {f.path: f.source for f in policy.source.files}
@@ -68,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(decision, sources))
     return 0
+
+
+def _some(names: list[str], shown: int = 8) -> str:
+    return ", ".join(names[:shown]) + (f", … ({len(names)} apps)" if len(names) > shown else "") if names else "none"
 
 
 def request_from_json(body: object, endpoint: str | None = None) -> GatewayRequest:

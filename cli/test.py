@@ -1,8 +1,10 @@
 """`ghat test PATH…`: run the policy set's `test` blocks and report rule coverage.
 
 Exits 1 when a test fails or the set does not compile (its diagnostics are
-printed, never a traceback), so CI can gate on it; `--format junit` writes
-JUnit XML for CI test reports.
+printed, never a traceback), so CI can gate on it; 2 when `--env` names an
+environment no app has (a typo must not pass with nothing tested).
+`--format junit` writes JUnit XML for CI test reports. The set is built as
+`ghat serve` builds it (engine/pipeline.py).
 """
 
 from __future__ import annotations
@@ -27,23 +29,14 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from adapters.codecs import request_of_test
-    from dsl.diagnostics import PolicyError, render_text
-    from dsl.loader import load
-    from engine.compiler import compile_paths
-    from engine.detectors.registry import UnavailableDetector
+    from cli.policyset import compiled
     from engine.testing import run_tests
 
-    try:
-        policy = compile_paths(list(args.paths), args.env)
-    except PolicyError as exc:
-        sources = load(list(args.paths)).sources
-        for d in exc.diagnostics:
-            print(render_text(d, sources.get(d.span.file)), file=sys.stderr)
-        print("ghat test: the policy set does not compile; no test ran", file=sys.stderr)
-        return 1
-    except (UnavailableDetector, OSError) as exc:
-        print(f"ghat test: cannot compile the policy set: {exc}", file=sys.stderr)
-        return 1
+    policy = compiled("test", args.paths, args.env)
+    if isinstance(policy, int):
+        if policy == 1:
+            print("ghat test: no test ran", file=sys.stderr)
+        return policy
     report = run_tests(policy, request_of_test)
     sources = {f.path: f.source for f in policy.source.files}
     text = render_junit(report) if args.format == "junit" else render_report(report, sources)

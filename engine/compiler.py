@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsl import ast
-from dsl.check import validate
-from dsl.diagnostics import Diagnostic, PolicyError, has_errors
-from dsl.loader import load
+from dsl.checker import Config, check_policy_set
+from dsl.diagnostics import Diagnostic, PolicyError
 from dsl.resolve import Index
 from engine.conditions import Predicate, compile_condition
 from engine.decision import Candidate
@@ -197,6 +196,8 @@ class _State:
     plans: dict[str, Plan] = field(default_factory=dict)
     apps: dict[str, CompiledApp] = field(default_factory=dict)
     detectors: dict[DetectorKey, Detector] = field(default_factory=dict)  # built once per option set
+    reuse: dict[str, CompiledApp] = field(default_factory=dict)  # apps a reload may keep (engine/pipeline.py)
+    pace: Callable[[], None] | None = None  # called after each app: a reloading server steps aside there
 
 
 def _stage_index(state: _State) -> None:
@@ -210,11 +211,19 @@ def _stage_plans(state: _State) -> None:
 
 def _stage_apps(state: _State) -> None:
     custom = state.index.detectors
+    restricted: dict[tuple[str, frozenset[str] | None], Plan] = {}  # apps with one provider list share plans
     for app in state.policy_set.apps:
         if state.env is not None and app.env != state.env:
             continue  # apps of other environments do not exist for this server
+        if state.pace is not None:
+            state.pace()
+        kept = state.reuse.get(app.name)
+        if kept is not None:
+            state.apps[app.name] = kept
+            continue
         providers = frozenset(app.providers) if app.providers is not None else None
-        plans = {t.name: _restrict(state.plans[t.name], providers) for t in app.models if t.name in state.plans}
+        plans = {t.name: _restricted(state.plans, t.name, providers, restricted) for t in app.models
+                 if t.name in state.plans}  # fmt: skip
         own = limit_of(state.env, app.name, app.settings.rate_limit, "app", app.settings.span_of("rate_limit"))
         state.apps[app.name] = CompiledApp(
             name=app.name,
@@ -243,13 +252,27 @@ STAGES: list[tuple[str, Callable[[_State], None]]] = [
 
 
 def compile_policy(
-    policy_set: ast.PolicySet, env: str | None = None, sources: dict[str, str] | None = None
+    policy_set: ast.PolicySet,
+    env: str | None = None,
+    sources: dict[str, str] | None = None,
+    *,
+    config: Config | None = None,
+    diagnostics: list[Diagnostic] | None = None,
+    reuse: dict[str, CompiledApp] | None = None,
+    pace: Callable[[], None] | None = None,
 ) -> CompiledPolicy:
-    """Check, then compile. A set with errors raises PolicyError with every diagnostic."""
-    diagnostics = [d for d in validate(policy_set) if d.level == "error"]
-    if diagnostics:
-        raise PolicyError(diagnostics)
-    state = _State(policy_set, env)
+    """Check exactly as `ghat check` does, then compile. A set with errors raises PolicyError.
+
+    `diagnostics` are the checker's own, when the caller has just run it (engine/pipeline.py);
+    `reuse` are compiled apps the caller knows are unchanged (a reload); `pace` is called
+    after each app.
+    """
+    if diagnostics is None:
+        diagnostics = check_policy_set(policy_set, sources, config)
+    errors = [d for d in diagnostics if d.level == "error"]
+    if errors:
+        raise PolicyError(errors)
+    state = _State(policy_set, env, reuse=dict(reuse or {}), pace=pace)
     for _name, stage in STAGES:
         stage(state)
     index = state.index
@@ -266,12 +289,10 @@ def compile_policy(
 
 
 def compile_paths(paths: list[Path], env: str | None = None) -> CompiledPolicy:
-    """Load, check and compile policy files; parse errors raise PolicyError too."""
-    loaded = load(paths)
-    parse_errors: list[Diagnostic] = [d for d in loaded.diagnostics if d.level == "error"]
-    if has_errors(parse_errors):
-        raise PolicyError(parse_errors)
-    return compile_policy(loaded.policy_set, env, loaded.sources)
+    """Load, check and compile policy files, through the one pipeline (engine/pipeline.py)."""
+    from engine.pipeline import compile_paths as through_pipeline
+
+    return through_pipeline(paths, env)
 
 
 def policy_version(policy_set: ast.PolicySet, sources: dict[str, str] | None = None) -> str:
@@ -341,6 +362,20 @@ def _fixed(segments: list[tuple[Candidate, ...] | SplitChoice]) -> tuple[Candida
     if any(isinstance(s, SplitChoice) for s in segments):
         return None
     return tuple(c for s in segments if isinstance(s, tuple) for c in s)
+
+
+def _restricted(
+    plans: dict[str, Plan],
+    name: str,
+    providers: frozenset[str] | None,
+    memo: dict[tuple[str, frozenset[str] | None], Plan],
+) -> Plan:
+    """`_restrict` of a named plan, computed once per provider list (plans are immutable)."""
+    key = (name, providers)
+    plan = memo.get(key)
+    if plan is None:
+        plan = memo[key] = _restrict(plans[name], providers)
+    return plan
 
 
 def _restrict(plan: Plan, providers: frozenset[str] | None) -> Plan:

@@ -18,17 +18,26 @@ the old decision. What the log does not hold is not guessed:
 
 The comparison is of decisions, not of upstream luck: an allowed request that
 then failed upstream counts as allowed, routed to its first attempt's model.
+
+What is compared: the decision (allow, or the deny code), the route, the cap,
+the action on every input finding, and the forwarded text. Against the log,
+only what the log holds can be compared: the decision, the first route, and —
+for records whose texts were captured — the action on each finding (a rule
+going from `redact` to `detect` changes no decision, but changes that). With a
+baseline policy set (`ghat replay --baseline`), both sets decide every record
+and every aspect is compared, caps and fallbacks included.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.compiler import CompiledPolicy
-from engine.decision import Allow
+from engine.decision import Allow, Decision
 from engine.records import LogRecord
 from engine.request import EvalContext, GatewayRequest, TextField
 from engine.testing import evaluate_sync
@@ -45,15 +54,49 @@ _NOT_REPLAYABLE = {
 _UPSTREAM = {"request_timeout", "internal_error"}
 
 
+ASPECTS = ("decision", "route", "cap", "actions", "forwarded")
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A decision reduced to what replay compares: allow with its first route, or deny with its code."""
+    """A decision reduced to what replay compares.
+
+    `detail` is the route's first model, or the deny code. `aspects` are the other things
+    compared (route, cap, actions, forwarded), each rendered as text; an aspect its source
+    cannot know (a log holds no cap) is absent, and only aspects both sides know are compared.
+    """
 
     allowed: bool
-    detail: str  # the route's first model, or the deny code
+    detail: str
+    aspects: tuple[tuple[str, str], ...] = ()
 
     def __str__(self) -> str:
         return f"allow → {self.detail}" if self.allowed else f"deny {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    aspect: str  # one of ASPECTS
+    before: str
+    after: str
+
+    def __str__(self) -> str:
+        if self.aspect == "decision":
+            return f"{self.before}  ⇒  {self.after}"
+        return f"{self.aspect}: {self.before}  ⇒  {self.after}"
+
+
+def differences(before: Outcome, after: Outcome) -> tuple[Difference, ...]:
+    """Every aspect that changed, the decision first; aspects one side does not know are skipped."""
+    out: list[Difference] = []
+    if (before.allowed, before.detail) != (after.allowed, after.detail):
+        out.append(Difference("decision", str(before), str(after)))
+    theirs = dict(after.aspects)
+    for aspect, value in before.aspects:
+        other = theirs.get(aspect)
+        if other is not None and other != value:
+            out.append(Difference(aspect, value, other))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +108,12 @@ class Replayed:
     guardrails_rerun: bool  # False when the texts were not logged
 
     @property
+    def differences(self) -> tuple[Difference, ...]:
+        return differences(self.before, self.after)
+
+    @property
     def changed(self) -> bool:
-        return self.before != self.after
+        return bool(self.differences)
 
 
 @dataclass(slots=True)
@@ -78,11 +125,11 @@ class ReplayReport:
     def changed(self) -> list[Replayed]:
         return [r for r in self.replayed if r.changed]
 
-    def changes(self) -> dict[tuple[str, str, str], list[str]]:
-        """(app, before, after) → request ids, for a summary a reviewer can read."""
-        out: dict[tuple[str, str, str], list[str]] = {}
+    def changes(self) -> dict[tuple[str, tuple[Difference, ...]], list[str]]:
+        """(app, what changed) → request ids, for a summary a reviewer can read."""
+        out: dict[tuple[str, tuple[Difference, ...]], list[str]] = {}
         for r in self.changed:
-            out.setdefault((r.app, str(r.before), str(r.after)), []).append(r.request_id)
+            out.setdefault((r.app, r.differences), []).append(r.request_id)
         return out
 
 
@@ -99,11 +146,22 @@ def recorded_outcome(r: LogRecord) -> Outcome | str:
                                                                               and r.attempts):  # fmt: skip
         if not r.attempts:
             return "allowed, but no upstream attempt was recorded to compare the route with"
-        return Outcome(True, r.attempts[0].model)
+        return Outcome(True, r.attempts[0].model, _recorded_actions(r))
     if code.startswith("guardrail_") and code.endswith("_blocked") and code != "guardrail_model_blocked" \
             and not (r.captured or {}).get("prompt"):  # fmt: skip
         return "refused by a guardrail and its texts were not captured"
-    return Outcome(False, code)
+    return Outcome(False, code, _recorded_actions(r))
+
+
+def _recorded_actions(r: LogRecord) -> tuple[tuple[str, str], ...]:
+    """The input findings the log holds, as the `actions` aspect (compared only where texts were re-run)."""
+    found = [(g.detector, g.type, g.count, g.action, g.shadow) for g in r.guardrails if g.direction == "input"]
+    return (("actions", _render_actions(found)),)
+
+
+def _render_actions(found: Iterable[tuple[str, str, int, str, bool]]) -> str:
+    shown = sorted(f"{d}/{t}×{n} {a}{' (shadow)' if s else ''}" for d, t, n, a, s in found)
+    return ", ".join(shown) or "none"
 
 
 Decoder = Callable[[dict[str, Any], str], GatewayRequest]
@@ -141,25 +199,53 @@ def rebuild(r: LogRecord, texts: tuple[TextField, ...] | None = None) -> Gateway
 
 
 def decide(policy: CompiledPolicy, r: LogRecord, texts: tuple[TextField, ...] | None = None) -> Outcome:
-    """The new policy's decision for a logged request (rate limits not applied: see the module docstring)."""
+    """The policy's decision for a logged request (rate limits not applied: see the module docstring).
+
+    Actions and the forwarded text are aspects only when the texts were captured: without them
+    the guards scanned nothing, and "no finding" would be a guess.
+    """
     ctx = EvalContext(key_app=r.app, key_id=r.key_id or "", seed=r.request_id)
-    d = evaluate_sync(policy, rebuild(r, texts), ctx, None)
-    if isinstance(d, Allow):
-        return Outcome(True, d.candidates[0].model)
-    return Outcome(False, d.code)
+    return outcome(evaluate_sync(policy, rebuild(r, texts), ctx, None), texts is not None)
 
 
-def replay(policies: dict[str, CompiledPolicy], records: Iterable[LogRecord],
-           decode: Decoder | None = None) -> ReplayReport:
-    """Each record against the policy compiled for its environment."""
+def outcome(d: Decision, scanned: bool) -> Outcome:
+    """A Decision as replay compares it."""
+    aspects: list[tuple[str, str]] = []
+    if scanned:
+        aspects.append(("actions", _render_actions((o.detector, o.type, o.count, o.action, o.shadow)
+                                                   for o in d.outcomes)))  # fmt: skip
+    if not isinstance(d, Allow):
+        return Outcome(False, d.code, tuple(aspects))
+    aspects.append(("route", " → ".join(c.model for c in d.candidates)))
+    aspects.append(("cap", "none" if d.request.max_tokens is None else str(d.request.max_tokens)))
+    if scanned:
+        digest = hashlib.sha256("\0".join(t.text for t in d.request.texts).encode()).hexdigest()[:12]
+        aspects.append(("forwarded", f"text {digest}"))
+    return Outcome(True, d.candidates[0].model, tuple(aspects))
+
+
+def replay(
+    policies: dict[str, CompiledPolicy],
+    records: Iterable[LogRecord],
+    decode: Decoder | None = None,
+    baseline: dict[str, CompiledPolicy] | None = None,
+) -> ReplayReport:
+    """Each record against the policy compiled for its environment.
+
+    Without a baseline the old decision is the one the log recorded; with one, it is the
+    baseline set's decision for the same rebuilt request, so every aspect can be compared.
+    """
     report = ReplayReport()
     for r in records:
         before = recorded_outcome(r)
         policy = policies.get(r.env)
-        if isinstance(before, str) or policy is None:
+        old = baseline.get(r.env) if baseline is not None else None
+        if isinstance(before, str) or policy is None or (baseline is not None and old is None):
             reason = before if isinstance(before, str) else f"environment {r.env} not replayed"
             report.skipped[reason] = report.skipped.get(reason, 0) + 1
             continue
         texts = _texts(r, decode)
+        if old is not None:
+            before = decide(old, r, texts)
         report.replayed.append(Replayed(r.request_id, r.app or "", before, decide(policy, r, texts), texts is not None))
     return report

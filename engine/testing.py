@@ -201,10 +201,13 @@ def run_tests(policy: CompiledPolicy, build: Build) -> Report:
     """Run every test block of the compiled set and compute rule coverage."""
     results = [run_case(policy, case, build) for case in policy.source.tests]
     rules = coverable_rules(policy)
+    by_app: dict[str, list[Rule]] = {}
+    for rule in rules:  # each decision is matched against its own app's rules only: linear in the set
+        by_app.setdefault(rule.app, []).append(rule)
     covered: set[Rule] = set()
     for result in results:
         if result.decision is not None and result.case.app is not None:
-            covered |= exercised(rules, result.case.app, result.decision)
+            covered |= exercised(by_app.get(result.case.app, []), result.case.app, result.decision)
     return Report(results, rules, covered)
 
 

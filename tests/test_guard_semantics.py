@@ -108,8 +108,6 @@ def test_rules_with_the_same_detector_options_share_one_detector() -> None:
                  ast.Guard("prompt_injection", "detect", threshold=0.5),
                  ast.Guard("prompt_injection", "block", threshold=0.9))  # fmt: skip
     assert len(p.groups) == 4  # pii, topics, and one injection detector per threshold
-    again = compile_pipeline(ast.GuardBlock("input", (ast.Guard("pii", "redact"),)), "input", {}, cache={})
-    assert again.rules[0].detector is not p.rules[0].detector  # a fresh cache builds afresh
     cache: dict[DetectorKey, Detector] = {}
     one = compile_pipeline(ast.GuardBlock("input", (ast.Guard("pii", "redact"),)), "input", {}, cache=cache)
     two = compile_pipeline(ast.GuardBlock("input", (ast.Guard("pii", "block"),)), "input", {}, cache=cache)

@@ -46,6 +46,7 @@ def test_reload_good_then_bad_keeps_serving(gateway: Gateway, fake_upstream: Fak
     write_policy(gateway.policy_dir, "", text.replace("max_tokens 256", "max_tokens 128"))
     _wait_for(lambda: _policy(gateway) != v1, "the good policy to load")
     v2 = _policy(gateway)
+    assert "checked in a child process" in gateway.log()  # the check ran off the serving process
     c.chat.completions.create(model="chat", messages=HI)
     assert fake_upstream.requests()[-1]["body"]["max_completion_tokens"] == 128
     write_policy(gateway.policy_dir, "", text.replace("models     chat, embed, echo", "models     nonexistent"))
