@@ -149,7 +149,7 @@ class GatewayApp:
         try:
             self.gateway = await anyio.to_thread.run_sync(Gateway, self.settings)
         except PolicyError as err:
-            text = "\n".join(f"{d.span}: {d.code} {d.message}" for d in err.diagnostics)
+            text = "\n".join(f"{d.span}: {d.level} {d.code} {d.message}" for d in err.diagnostics)
             await send({"type": "lifespan.startup.failed", "message": f"the policy set does not compile:\n{text}"})
             return
         except (RuntimeError, ValueError) as err:  # a setting or state file that cannot be used (tracing without

@@ -17,7 +17,8 @@ from pathlib import Path
 from dsl import ast
 from dsl.diagnostics import Diagnostic
 from dsl.parsecache import DiskCache
-from dsl.parser import parse_file, parse_text
+from dsl.parsemany import parse_many, parse_one
+from dsl.parser import parse_file
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,15 @@ def load(paths: list[Path], cache: ParseCache | None = None, pace: Callable[[], 
     after each file (a server reloading steps aside for its requests there).
     """
     files, diags = policy_files(paths)
-    parsed: list[ast.PolicyFile] = []
-    seen: dict[str, tuple[str, ast.PolicyFile, tuple[Diagnostic, ...]]] = {}
-    count = stored = 0
     disk = cache.disk if cache is not None else None
+    entries: list[tuple[str, ast.PolicyFile, tuple[Diagnostic, ...]] | None] = []
+    texts: list[str | None] = []
+    misses: list[int] = []  # indexes of the files to parse now
+    stored = 0
     for file in files:
         name = str(file)
         text = _text(file)
+        texts.append(text)
         entry = cache.files.get(name) if cache is not None and text is not None else None
         if text is None:
             pf, more = parse_file(file)  # it says why the file cannot be read
@@ -87,23 +90,35 @@ def load(paths: list[Path], cache: ParseCache | None = None, pace: Callable[[], 
             found = disk.get(name, text) if disk is not None else None
             if found is not None:
                 stored += 1
+                entry = (text, found[0], found[1])
             else:
-                pf, more = parse_text(text, name)
-                found = (pf, tuple(more))
-                count += 1
-                if disk is not None:
-                    disk.put(name, text, found)
-            entry = (text, found[0], found[1])
+                entry = None
+                misses.append(len(entries))
+        entries.append(entry)
+    if pace is None:  # a start-up or a CLI run: use every core
+        fresh = parse_many([(str(files[i]), texts[i] or "") for i in misses])
+    else:  # a serving process reloading: one file at a time, stepping aside between them
+        fresh = []
+        for i in misses:
+            fresh.append(parse_one(str(files[i]), texts[i] or ""))
+            pace()
+    for i, found in zip(misses, fresh, strict=True):
+        text = texts[i] or ""
+        entries[i] = (text, found[0], found[1])
+        if disk is not None:
+            disk.put(str(files[i]), text, found)
+    if disk is not None and misses:
+        disk.prune()
+    parsed: list[ast.PolicyFile] = []
+    seen: dict[str, tuple[str, ast.PolicyFile, tuple[Diagnostic, ...]]] = {}
+    for file, text, entry in zip(files, texts, entries, strict=True):
+        assert entry is not None
         if text is not None:
-            seen[name] = entry
+            seen[str(file)] = entry
         parsed.append(entry[1])
         diags.extend(entry[2])
-        if pace is not None:
-            pace()
-    if disk is not None and count:
-        disk.prune()
     if cache is not None:
-        cache.files, cache.parsed, cache.read_back = seen, count, stored
+        cache.files, cache.parsed, cache.read_back = seen, len(misses), stored
     sources = {pf.path: pf.source for pf in parsed}
     return Loaded(ast.PolicySet(tuple(parsed)), diags, sources)
 

@@ -64,7 +64,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
-class _Pickler(pickle.Pickler):
+class Pickler(pickle.Pickler):
     """AST nodes as (class, field values): read back through the constructor, 2x faster than the
     per-field `__setstate__` that frozen slotted dataclasses get (which calls `fields()` on every node)."""
 
@@ -116,7 +116,7 @@ class DiskCache:
     def put(self, path: str, text: str, entry: Entry) -> None:
         pf, diags = entry
         buffer = io.BytesIO()
-        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((ast.PolicyFile(pf.path, pf.items), diags))
+        Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((ast.PolicyFile(pf.path, pf.items), diags))
         data = buffer.getvalue()
         tmp: str | None = None
         try:
