@@ -80,8 +80,10 @@ def _wrk(url: str, body: str, key: str, conns: int, duration: int) -> dict[str, 
             "p50": ms("50%"), "p99": ms("99%"), "requests": reqs, "errors": int(bad.group(1)) if bad else 0}
 
 
-def _bench_policies(dest: Path, upstream: str) -> None:
-    for src in (ROOT / "policies").glob("*.policy"):
+def _bench_policies(dest: Path, upstream: str, root: Path = ROOT) -> None:
+    """`root`'s shipped policies (a baseline serves its own, which may not parse here) aimed at `upstream`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for src in (root / "policies").glob("*.policy"):
         text = src.read_text()
         text = text.replace('"https://api.openai.com/v1"', f'"{upstream}"')
         text = text.replace('"https://api.anthropic.com/v1"', f'"{upstream}"')
@@ -94,17 +96,21 @@ def _serve(root: Path, policies: Path, data: Path, workers: int) -> tuple[subpro
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--policies", str(policies), "--env", "prod",
          "--data-dir", str(data), "--port", str(port), "--workers", str(workers)],
-        cwd=root, env={**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": str(root)},
+        cwd=root,
+        env={**os.environ, "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench", "PYTHONPATH": str(root)},
     )  # fmt: skip
     import httpx
 
     for _ in range(400):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                break
+                return proc, port
         except httpx.HTTPError:
+            if proc.poll() is not None:
+                break
             time.sleep(0.05)
-    return proc, port
+    proc.kill()
+    raise SystemExit(f"ghat serve from {root} did not become ready (see its output above)")
 
 
 def main() -> int:
@@ -120,18 +126,18 @@ def main() -> int:
         return 2
     fake = start_fake_upstream()
     tmp = Path(tempfile.mkdtemp(prefix="ghat-bench-"))
-    (tmp / "policies").mkdir()
     _bench_policies(tmp / "policies", fake.url)
     key = create_key("support-prod", tmp / "data", env="prod")
-    gateways = [("", ROOT, tmp / "data")]
+    gateways = [("", ROOT, tmp / "data", tmp / "policies")]
     if args.baseline is not None:
         shutil.copytree(tmp / "data", tmp / "data-before")  # the same key, its own request log
-        gateways.append((" (before)", args.baseline.resolve(), tmp / "data-before"))
+        _bench_policies(tmp / "policies-before", fake.url, args.baseline.resolve())
+        gateways.append((" (before)", args.baseline.resolve(), tmp / "data-before", tmp / "policies-before"))
     servers: list[tuple[str, subprocess.Popen[bytes], int, list[int]]] = []
     rows: list[tuple[str, int, dict[str, float], dict[str, float], float]] = []
     try:
-        for label, root, data in gateways:
-            proc, port = _serve(root, tmp / "policies", data, args.workers)
+        for label, root, data, policies in gateways:
+            proc, port = _serve(root, policies, data, args.workers)
             pids = [proc.pid, *_children(proc.pid)] if args.workers > 1 else [proc.pid]
             servers.append((label, proc, port, pids))
         for stream in (False, True):

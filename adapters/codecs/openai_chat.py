@@ -77,6 +77,15 @@ MESSAGE = Obj({
 _DEFINITION = Free("tool_definition", "system")
 _GHAT = Obj({"documents": ListOf(Text("document", "document"))})  # the rest of `ghat` is stripped before dispatch
 
+# Generation parameters of the API reference: their values are still scanned (a `user` or a `stop` string
+# can carry anything), but their names are the API's, not the caller's, so they are not slots themselves.
+_PARAMETER = Free("parameter", "user")
+_PARAMETERS: dict[str, Shape] = {name: _PARAMETER for name in (
+    "audio", "frequency_penalty", "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "metadata",
+    "modalities", "n", "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
+    "reasoning_effort", "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
+    "temperature", "top_logprobs", "top_p", "user", "verbosity", "web_search_options")}  # fmt: skip
+
 REQUEST: Shape = Obj({
     "model": Exempt(),
     "messages": ListOf(MESSAGE),
@@ -86,6 +95,7 @@ REQUEST: Shape = Obj({
     "function_call": Free("tool_definition", "system"),
     "response_format": Free("schema", "system"),
     "ghat": _GHAT,
+    **_PARAMETERS,
 }, rest=Free("parameter", "user"))  # fmt: skip
 
 EMBEDDINGS_REQUEST: Shape = Obj({
@@ -110,17 +120,33 @@ _OUT_MESSAGE = Obj({
 _CHOICE = Obj({"index": Exempt(), "message": _OUT_MESSAGE, "finish_reason": Enum(_FINISH),
                "logprobs": Free("logprobs")}, rest=Free("unknown"))  # fmt: skip
 
+# Usage counts by the names providers use: the values are still walked (a string or a huge number is
+# scanned), the names are not slots. Anything else a provider adds stays `Free`.
+_COUNT = Free("usage")
+_USAGE = Obj({
+    "prompt_tokens": _COUNT, "completion_tokens": _COUNT, "total_tokens": _COUNT,
+    "prompt_tokens_details": Obj({"cached_tokens": _COUNT, "audio_tokens": _COUNT}, rest=_COUNT),
+    "completion_tokens_details": Obj({"reasoning_tokens": _COUNT, "audio_tokens": _COUNT,
+                                      "accepted_prediction_tokens": _COUNT, "rejected_prediction_tokens": _COUNT},
+                                     rest=_COUNT),
+}, rest=_COUNT)  # fmt: skip
+_ANSWER_FIELDS: dict[str, Shape] = {  # the provider's own ids and numbers: scanned, their names not slots
+    "id": Text("name"), "created": Free("unknown"), "model": Text("name"), "system_fingerprint": Text("name"),
+    "service_tier": Enum(frozenset({"auto", "default", "flex", "scale", "priority"})), "usage": _USAGE,
+}  # fmt: skip
+
 RESPONSE: Shape = Obj({
     "object": Enum(frozenset({"chat.completion"})),
     "choices": ListOf(_CHOICE),
-    "usage": Free("usage"),
+    **_ANSWER_FIELDS,
 }, rest=Free("unknown"))  # fmt: skip
 
 EMBEDDINGS_RESPONSE: Shape = Obj({
     "object": Enum(frozenset({"list"})),
     "data": ListOf(Obj({"object": Enum(frozenset({"embedding"})), "index": Exempt(), "embedding": Exempt()},
                        rest=Free("unknown"))),
-    "usage": Free("usage"),
+    "model": Text("name"),
+    "usage": _USAGE,
 }, rest=Free("unknown"))  # fmt: skip
 
 # A stream chunk's delta: the same slots as a message, arriving in pieces (adapters/api/streams.py).
