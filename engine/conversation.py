@@ -194,7 +194,13 @@ def _walk_obj(node: Any, shape: Obj, role: str, path: BodyPath, out: list[TextFi
             kind = rest.kind if isinstance(rest, Free) else "unknown"
             out.append(TextField(role, key, (*path, KeyOf(key)), kind))
             _walk(value, rest, role, (*path, key), out)
-        elif value is not None:
+        elif type(value) is int:
+            if not -LONG_INT < value < LONG_INT:  # a small number is a slot under no shape: skip the walk
+                _WALKERS[type(sub)](value, sub, role, (*path, key), out)
+        elif type(value) is str and type(sub) is Enum:
+            if value not in sub.values:
+                out.append(TextField(role, value, (*path, key), sub.kind))
+        elif value is not None and value is not True and value is not False and type(value) is not float:
             _WALKERS[type(sub)](value, sub, role, (*path, key), out)
 
 
