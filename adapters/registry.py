@@ -5,8 +5,11 @@ built (at start and on reload) — never per request and never logged. An
 `env.` reference to a variable that is not set is an error (`unset_env_errors`)
 for every provider an app of the served environment can reach: requests would
 otherwise go out with no credentials. The server refuses to start on it, and a
-reload that brings one in keeps the previous policy serving. Providers no
-served app can reach are not checked (`make serve` needs no OpenAI key).
+reload that brings one in keeps the previous policy serving — unless it is
+started with `--unset-env skip` (what `make serve` does: a laptop has no
+OpenAI key), which serves without those providers: their candidates are passed
+over and a route with nothing else answers 503 saying which variable is unset.
+Providers no served app can reach are not checked.
 """
 
 from __future__ import annotations
@@ -71,15 +74,23 @@ def reachable_providers(policy: CompiledPolicy) -> set[str]:
     return out
 
 
-def unset_env_errors(policy: CompiledPolicy, environ: Mapping[str, str] | None = None) -> list[Diagnostic]:
-    """`security/unset-env` as errors, for the reachable providers whose `env.` variables are not set."""
+def unset_env_by_provider(policy: CompiledPolicy, environ: Mapping[str, str] | None = None
+                          ) -> dict[str, list[Diagnostic]]:
+    """`security/unset-env` as errors, per reachable provider whose `env.` variables are not set."""
     env = os.environ if environ is None else environ
-    out: list[Diagnostic] = []
+    out: dict[str, list[Diagnostic]] = {}
     for name in sorted(reachable_providers(policy)):
         spec = policy.providers.get(name)
-        if spec is not None and spec.kind != "mock":
-            out.extend(d.with_level("error") for d in unset_env(spec, env))
+        if spec is None or spec.kind == "mock":
+            continue
+        if found := [d.with_level("error") for d in unset_env(spec, env)]:
+            out[name] = found
     return out
+
+
+def unset_env_errors(policy: CompiledPolicy, environ: Mapping[str, str] | None = None) -> list[Diagnostic]:
+    """Every `unset_env_by_provider` diagnostic, in provider order."""
+    return [d for found in unset_env_by_provider(policy, environ).values() for d in found]
 
 
 async def close_providers(providers: Iterable[Provider]) -> None:

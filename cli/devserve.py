@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m cli.devserve", description=__doc__)
     add_serve_arguments(p)
+    p.set_defaults(unset_env="skip")  # a laptop has no provider keys: serve the mock, refuse the rest with a 503
     p.add_argument("--app", help="the app the dev key belongs to (default: support-dev for env dev)")
     args = p.parse_args(argv)
     args.data_dir = args.data_dir or str(DEV_DIR)

@@ -92,6 +92,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds a client has to send its request body once the headers are in (else 408)")
     p.add_argument("--graceful-timeout", type=int, default=30, help="whole seconds in-flight requests get on SIGTERM")
     p.add_argument("--no-watch", action="store_true", help="reload only on SIGHUP, not on file changes")
+    p.add_argument("--unset-env", choices=["refuse", "skip"], default="refuse",
+                   help="a provider a served app can reach reads an unset env. variable: refuse to start "
+                        "(default) or serve without that provider (its routes fall back, or answer 503)")
     p.add_argument("--access-log", action="store_true",
                    help="log every request line, keys and query values redacted (costs CPU)")
     p.add_argument("--otlp-endpoint", help="send OpenTelemetry traces to this OTLP/HTTP traces URL (default: "
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         redis_url=args.redis_url, max_body_bytes=args.max_body_bytes, watch=not args.no_watch,
         otlp_endpoint=args.otlp_endpoint or otlp_endpoint_from_env(),
         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
-        max_header_bytes=args.max_header_bytes,
+        max_header_bytes=args.max_header_bytes, unset_env=args.unset_env,
     )  # fmt: skip
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
     loop = "uvloop" if sys.platform != "win32" else "asyncio"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -218,8 +218,12 @@ class Router:
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
         rng: random.Random | None = None,
+        unavailable: Mapping[str, str] | None = None,
     ) -> None:
         self.providers = providers
+        # Providers this server does not serve, with why (`ghat serve --unset-env skip` leaves out a provider
+        # whose credentials are unset): their candidates are passed over, and the caller's 503 says why.
+        self.unavailable = dict(unavailable or {})
         self.settings = settings or RouterSettings()
         self._clock = clock
         self._sleep = sleep
@@ -280,8 +284,10 @@ class Router:
         last: ProviderError | None = None
         for cand in allow.candidates:
             provider = self.providers.get(cand.provider)
-            if provider is None:  # a reload removed it under an in-flight plan
+            if provider is None:  # not served here, or a reload removed it under an in-flight plan
                 attempts.append(AttemptRecord(cand.model, cand.provider, 0, "provider_missing", 0.0))
+                why = self.unavailable.get(cand.provider, f"{cand.provider}: the provider is not available")
+                last = ProviderError(why, status=ROUTE_UNAVAILABLE[1], code=ROUTE_UNAVAILABLE[0])
                 continue
             sent = body if body.get("model") == cand.upstream_model else {**body, "model": cand.upstream_model}
             for n in range(cand.retries + 1):

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gateway_process import ENV, ROOT, ghat, start_gateway, write_policy
+from tests.gateway_process import ENV, ROOT, create_key, ghat, start_gateway, write_policy
 
 pytestmark = pytest.mark.xdist_group("operations-e2e")
 
@@ -137,3 +137,71 @@ def test_check_warns_about_an_unset_env_reference(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert "warning[W502]" in out.stdout and "GHAT_TEST_SURELY_UNSET_KEY" in out.stdout, out.stdout
     assert out.returncode == 0  # a warning: CI without the secrets still passes by default
+
+
+def _no_keys() -> dict[str, str]:
+    """The environment of a fresh laptop: no provider key of the shipped policies or the tests is set."""
+    drop = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("GHAT_TEST_") and k not in drop},
+            "PYTHONPATH": str(ROOT)}  # fmt: skip
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not become ready")
+
+
+def test_make_serve_starts_with_no_provider_key(tmp_path: Path) -> None:
+    """`make serve` on a fresh machine: the mock answers, a route to a real provider says which variable is unset."""
+    from tests.gateway_process import _free_port
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cli.devserve", "--policies", str(ROOT / "policies"), "--env",
+                             "dev", "--port", str(port), "--data-dir", str(tmp_path / "dev")], cwd=ROOT,
+                            env=_no_keys(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        _wait_ready(port, proc)
+        key = (tmp_path / "dev" / "dev-key.txt").read_text().strip()
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        auth = {"authorization": f"Bearer {key}"}
+        ok = httpx.post(url, headers=auth, json={"model": "dev-chat", "messages": [{"role": "user", "content": "hi"}]})
+        assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"]
+        real = httpx.post(url, headers=auth,
+                          json={"model": "cheap-fast", "messages": [{"role": "user", "content": "hi"}]})
+        assert real.status_code == 503 and real.json()["error"]["code"] == "route_unavailable"
+        assert "_API_KEY" in real.json()["error"]["message"] and "not set" in real.json()["error"]["message"]
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert "--unset-env skip" in out  # it said so at start
+
+
+def test_unset_env_skip_serves_the_rest_and_falls_back(tmp_path: Path) -> None:
+    """`--unset-env skip`: the route's mock answers; the unset provider is passed over, never called keyless."""
+    from tests.gateway_process import _free_port
+
+    write_policy(tmp_path / "p", "", UNSET.replace("route local/echo; fallback remote/gpt",
+                                                   "route remote/gpt; fallback local/echo"))  # fmt: skip
+    key = create_key("ops", tmp_path / "d")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--policies", str(tmp_path / "p"), "--env",
+                             ENV, "--data-dir", str(tmp_path / "d"), "--port", str(port), "--unset-env", "skip"],
+                            cwd=ROOT, env=_no_keys(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    try:
+        _wait_ready(port, proc)
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                       json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200 and r.headers["x-ghat-provider"] == "local", r.text
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert "GHAT_TEST_SURELY_UNSET_KEY" in out

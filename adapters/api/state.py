@@ -23,7 +23,7 @@ import anyio
 
 from adapters.api.observe import Observers, open_observers
 from adapters.api.pacing import Pacer
-from adapters.registry import build_providers, close_providers, unset_env_errors
+from adapters.registry import build_providers, close_providers, unset_env_by_provider
 from dsl.diagnostics import PolicyError, render_text
 from engine.compiler import CompiledApp, CompiledPolicy
 from engine.detectors.base import ScanContext
@@ -99,6 +99,7 @@ class Settings:
     header_timeout_s: float = 10.0  # a client must send its request headers within this (slowloris)
     body_timeout_s: float = 30.0  # and its body within this, once the headers are in
     max_header_bytes: int = 32_768  # request line + headers, else 431 (adapters/api/protocol.py)
+    unset_env: str = "refuse"  # refuse | skip: a reachable provider's `env.` variable is unset (adapters/registry.py)
 
     @classmethod
     def from_env(cls) -> Settings | None:
@@ -145,12 +146,19 @@ def build_served(
     assert built.policy is not None
     kept = _unchanged(built, previous)
     policy = _timed(built.policy, {name: previous.policy.apps[name] for name in kept} if previous else {})
-    if unset := unset_env_errors(policy):  # requests would go out without credentials (adapters/registry.py)
-        raise PolicyError(unset)
-    if previous is not None and previous.policy.providers == policy.providers:
+    unset = unset_env_by_provider(policy)  # requests would go out without credentials (adapters/registry.py)
+    if unset and settings.unset_env != "skip":
+        raise PolicyError([d for found in unset.values() for d in found])
+    unavailable = {name: f"{name}: not served here ({found[0].message}; set it and reload)"
+                   for name, found in unset.items()}  # fmt: skip
+    for why in unavailable.values():
+        log.warning("--unset-env skip: %s", why)
+    if (previous is not None and previous.policy.providers == policy.providers
+            and previous.router.unavailable == unavailable):
         router = previous.router  # same upstreams: keep pooled connections and breaker state
     else:
-        router = Router(build_providers(policy.providers))
+        served = {name: spec for name, spec in policy.providers.items() if name not in unavailable}
+        router = Router(build_providers(served), unavailable=unavailable)
     restore = {name: app.input.restore_types for name, app in policy.apps.items()}
     models = {name: previous.models[name] if name in kept and previous else _models_body(policy, name)
               for name in policy.apps}  # fmt: skip
