@@ -171,6 +171,29 @@ def group_rules(rules: tuple[GuardRule, ...]) -> tuple[Group, ...]:
     return tuple((det, roles, tuple(members)) for det, roles, members in groups.values())
 
 
+def resolve(members: tuple[GuardRule, ...], findings: list[Finding], out: list[Hit]) -> None:
+    """Append each finding's hits: the strictest enforced rule that fires on it, and the strictest shadow one."""
+    if len(members) == 1:
+        rule = members[0]
+        out.extend(Hit(rule, f, rule.action) for f in findings if rule.fires_on(f))
+        return
+    for finding in findings:
+        enforced: GuardRule | None = None
+        shadow: GuardRule | None = None
+        for rule in members:
+            if not rule.fires_on(finding):
+                continue
+            if rule.shadow:
+                if shadow is None or RANK[rule.action] > RANK[shadow.action]:
+                    shadow = rule
+            elif enforced is None or RANK[rule.action] > RANK[enforced.action]:
+                enforced = rule
+        if enforced is not None:
+            out.append(Hit(enforced, finding, enforced.action))
+        if shadow is not None:
+            out.append(Hit(shadow, finding, shadow.action))
+
+
 @dataclass(frozen=True, slots=True)
 class GuardPipeline:
     direction: ast.Direction
@@ -209,27 +232,8 @@ class GuardPipeline:
             if roles is not None and context.role not in roles:
                 continue
             findings = detector.scan(text, context)
-            if not findings:
-                continue
-            if len(members) == 1:
-                rule = members[0]
-                out.extend(Hit(rule, f, rule.action) for f in findings if rule.fires_on(f))
-                continue
-            for finding in findings:
-                enforced: GuardRule | None = None
-                shadow: GuardRule | None = None
-                for rule in members:
-                    if not rule.fires_on(finding):
-                        continue
-                    if rule.shadow:
-                        if shadow is None or RANK[rule.action] > RANK[shadow.action]:
-                            shadow = rule
-                    elif enforced is None or RANK[rule.action] > RANK[enforced.action]:
-                        enforced = rule
-                if enforced is not None:
-                    out.append(Hit(enforced, finding, enforced.action))
-                if shadow is not None:
-                    out.append(Hit(shadow, finding, shadow.action))
+            if findings:
+                resolve(members, findings, out)
         if remember and not out:
             if len(self.clean) >= CLEAN_ENTRIES:
                 self.clean.clear()  # bounded: a burst of distinct ids cannot grow it without end

@@ -1,11 +1,25 @@
-"""Output guards on a stream: redact across chunk boundaries with a bounded holdback.
+"""Output guards on a stream: send text as soon as no later character can change its redaction.
 
 `StreamGuard.feed(chunk)` returns the text that is safe to send now; `finish()`
-returns the rest. Text is withheld only while a finding could still grow over
-it: the last `holdback` characters, where `holdback` is the longest match any
-span-bounded redacting or blocking rule can make. Everything before that point
-is scanned, redacted and emitted, so the concatenated output equals
-`pipeline.run` on the whole text for every chunking (P6).
+returns the rest. Text is withheld only from the earliest position where a
+finding of some rule could still be in progress: each detector says where
+that is (`StreamingDetector.open_from` / `scan_open`: for patterns, the start
+of the longest tail of the text that is a prefix of a match, read by RE2 from
+the viable-prefix pattern of engine/detectors/prefixes.py; for PEM blocks, an
+open BEGIN line), and never places it inside a candidate finding. A detector
+that cannot say is held back by its `max_span` (the longest match it can
+make), so correctness never depends on a detector implementing it. Everything
+before that point is scanned, redacted and sent, with the last `holdback`
+characters already sent kept as left context, so the concatenated output
+equals `pipeline.run` on the whole text for every chunking (P6).
+
+A policy's `holdback` bound (`max_held` characters here; the time bound is the
+relay's, through `flush()`) forces a cut: the held text is scanned as if the
+stream ended there, redacted and sent. A finding that only the later text
+completes, and that starts before such a cut, has its part after the cut
+redacted when it is found (a typed placeholder for the rest of the value); its
+part before the cut went out as it was scanned then. That is what a bound
+trades: P6 holds for streams that never reach it.
 
 Rules whose findings read the whole text (injection score, groundedness) have
 no bounded span: at `detect` or `block` they run once on the complete text in
@@ -18,18 +32,24 @@ server turns `blocked` into an error event. Shadow rules report, never act.
 
 from __future__ import annotations
 
-from engine.detectors.base import ScanContext
+from engine.detectors.base import Detector, ScanContext, StreamingDetector
 from engine.guards import (
     TAG_MAX,
     Blocked,
     GuardPipeline,
     GuardRule,
+    Hit,
     Outcome,
     Redactor,
     Tally,
     apply_redactions,
+    group_rules,
+    resolve,
     restore_placeholders,
 )
+
+# A detector, itself again when it can say where a finding is still open (else None), and its rules.
+_Group = tuple[Detector, StreamingDetector | None, tuple[GuardRule, ...]]
 
 
 class StreamGuard:
@@ -40,6 +60,7 @@ class StreamGuard:
         pipeline: GuardPipeline,
         redactor: Redactor | None = None,
         context: ScanContext | None = None,
+        max_held: int | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.redactor = redactor or Redactor()
@@ -48,10 +69,17 @@ class StreamGuard:
         self._span_rules = tuple(r for r in active if r.detector.max_span is not None)
         self._whole_rules = tuple(r for r in active if r.detector.max_span is None)
         spans = [r.detector.max_span or 0 for r in self._span_rules]
+        # the most a stream can hold back (without a bound), and the left context kept for the next scan
         self.holdback: int | None = max(spans, default=0)
         if any(_can_redact(r) for r in self._whole_rules):
             # nothing is safe before the end: every rule runs once on the whole text
             self.holdback, self._span_rules, self._whole_rules = None, tuple(active), ()
+        self.max_held = max_held if self.holdback is not None else None
+        self._groups: tuple[_Group, ...] = tuple(
+            (det, det if isinstance(det, StreamingDetector) else None, members)
+            for det, roles, members in group_rules(self._span_rules)
+            if roles is None or self.context.role in roles
+        )
         self.blocked: Blocked | None = None
         self._tally = Tally()
         self._tail = ""  # emitted original text kept as left context for the next scan
@@ -63,6 +91,11 @@ class StreamGuard:
     def outcomes(self) -> list[Outcome]:
         return self._tally.outcomes()
 
+    @property
+    def held(self) -> int:
+        """Characters received and not yet sent (what a time bound waits on)."""
+        return len(self._pending)
+
     def feed(self, chunk: str) -> str:
         """Accept the next chunk; return the text that can be sent now (maybe empty)."""
         if self.blocked is not None or self._done or not chunk:
@@ -70,9 +103,17 @@ class StreamGuard:
         if self._whole_rules:
             self._whole.append(chunk)
         self._pending += chunk
-        if self.holdback is None or len(self._pending) <= self.holdback:
+        if self.holdback is None:
             return ""
+        if self.max_held is not None and len(self._pending) > self.max_held:
+            return self._emit(final=True)  # the character bound: scanned as if the stream ended here
         return self._emit(final=False)
+
+    def flush(self) -> str:
+        """The time bound was reached: scan what is held as if the stream ended here, and send it."""
+        if self.blocked is not None or self._done or self.holdback is None or not self._pending:
+            return ""
+        return self._emit(final=True)
 
     def finish(self) -> str:
         """End of stream: scan and return what was held back, then the whole-text rules."""
@@ -88,16 +129,43 @@ class StreamGuard:
                     self.blocked = self.pipeline.blocked_by(hit)
         return "" if self.blocked is not None else out
 
+    def _bound(self, window: str) -> int:
+        """A cheap upper bound of where the window is still open, from the patterns alone."""
+        at = len(window)
+        for det, streaming, _members in self._groups:
+            at = min(at, streaming.open_from(window) if streaming else len(window) - (det.max_span or 0))
+        return at
+
+    def _scan(self, window: str) -> tuple[list[Hit], int]:
+        """Every hit in the window, and the earliest position where a finding could still be in progress."""
+        hits: list[Hit] = []
+        open_at = len(window)
+        for det, streaming, members in self._groups:
+            if streaming is not None:
+                findings, at = streaming.scan_open(window, self.context)
+            else:
+                findings, at = det.scan(window, self.context), len(window) - (det.max_span or 0)
+            open_at = min(open_at, at)
+            if findings:
+                resolve(members, findings, hits)
+        return hits, open_at
+
     def _emit(self, final: bool) -> str:
         window = self._tail + self._pending
         base = len(self._tail)
-        cut = len(window) if final else len(window) - (self.holdback or 0)
+        if not final and self._bound(window) <= base:
+            return ""  # the new text only extends what is still open: nothing to scan yet
+        found, open_at = self._scan(window)
+        hits = [h for h in found if h.finding.end > base]  # those wholly in the tail went out before
+        hits.sort(key=lambda h: (h.finding.start, -h.finding.end, h.rule.order))
+        cut = len(window)
+        if not final:
+            cut = max(base, open_at)
+            for hit in reversed(hits):  # never cut through a finding: hold all of it back
+                f = hit.finding
+                if base <= f.start < cut < f.end:
+                    cut = f.start
         spans: list[tuple[int, int, str]] = []
-        hits = [
-            h for h in self.pipeline.hits(self.context, window, self._span_rules)
-            if h.finding.start >= base
-        ]  # fmt: skip
-        hits.sort(key=lambda h: h.finding.start)
         for hit in hits:
             f = hit.finding
             if f.start >= cut:
@@ -110,12 +178,12 @@ class StreamGuard:
                 self._pending = ""
                 return ""
             if hit.action == "redact" and f.redactable:
-                spans.append((f.start - base, f.end - base, f.type))
-                cut = max(cut, f.end)  # never split a span: emit it whole
+                # a finding that started before a forced cut: the part after the cut
+                spans.append((max(f.start, base) - base, min(f.end, cut) - base, f.type))
         piece = window[base:cut]
         out = apply_redactions(piece, spans, self.redactor) if spans else piece
         keep = self.holdback or 0
-        self._tail = (self._tail + piece)[-keep:] if keep else ""
+        self._tail = window[max(0, cut - keep) : cut] if keep else ""
         self._pending = window[cut:]
         return out
 

@@ -67,3 +67,31 @@ def test_restore_across_chunks() -> None:
     text = f"Reply to {tag} today, {tag}."
     out = "".join(restorer.feed(text[i : i + 3]) for i in range(0, len(text), 3)) + restorer.finish()
     assert out == "Reply to bob@corp.io today, bob@corp.io."
+
+
+def test_viable_prefixes_cover_every_prefix_of_a_match() -> None:
+    """prefixes.py: every prefix of a match (and of a match plus `reach` characters) is read as still open."""
+    import re2
+
+    from engine.detectors.pii import RULES
+    from engine.detectors.prefixes import prefix_pattern
+
+    samples = {"email": "bob.smith@corp.example.io", "phone": " +44 20 7946 0958", "credit_card": " 4111 1111 1111 1111"}
+    for rule, _priority in RULES:
+        if rule.type not in samples:
+            continue
+        viable = re2.compile(prefix_pattern(rule.pattern, 2))
+        value = samples[rule.type] + "x."
+        for k in range(len(value) + 1):
+            assert viable.fullmatch(value[:k]) is not None, (rule.type, value[:k])
+        assert viable.fullmatch(samples[rule.type] + ",;:") is None  # three past the match: settled
+
+
+def test_a_detector_without_open_positions_holds_back_its_max_span() -> None:
+    """Correctness never depends on a detector saying where it is open: output_safety falls back to max_span."""
+    p = pipeline(ast.Guard("output_safety", "block"))
+    guard = StreamGuard(p, Redactor())
+    span = p.rules[0].detector.max_span
+    assert span is not None
+    sent = guard.feed("calm words. " * 100)
+    assert len(sent) == 1200 - span and guard.held == span

@@ -9,7 +9,7 @@ guard pipeline. So a detector reports the same findings whatever its action (P4)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +45,23 @@ class Detector(Protocol):
     @property
     def max_span(self) -> int | None:
         """Longest text a single finding can cover, for streaming holdback; None: unbounded."""
+        ...
+
+
+@runtime_checkable
+class StreamingDetector(Detector, Protocol):
+    """A detector that can say where, at the end of a text, a finding could still be in progress.
+
+    A stream sends everything before that position at once (engine/streaming.py).
+    A detector without these methods is held back by its `max_span`, so
+    correctness never depends on a detector implementing them.
+    """
+
+    def open_from(self, text: str) -> int:
+        """A cheap upper bound of `scan_open`'s position, read from the patterns alone."""
+        ...
+
+    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
+        """`scan(text)`, and the earliest index i such that no later text can change a finding
+        that ends at or before i, or make one start before it; no candidate reaches over i."""
         ...

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import re2
 
 from dsl import ast
 from engine.detectors.base import Finding, ScanContext
+from engine.detectors.prefixes import OpenTail, Unsupported
 
 
 class PatternDetector:
@@ -19,6 +22,10 @@ class PatternDetector:
         self.type = spec.type or spec.name
         self._regex = re2.compile(spec.pattern, options)
         self._max_span = _bounded_length(spec.pattern)
+        self._tail: OpenTail | None = None
+        if self._max_span is not None:
+            with contextlib.suppress(Unsupported, re2.error):  # RE2-only syntax: hold back max_span
+                self._tail = OpenTail([(spec.pattern, 1)], self._max_span + 2, not spec.ignorecase)
 
     @property
     def max_span(self) -> int | None:
@@ -30,6 +37,19 @@ class PatternDetector:
             for m in self._regex.finditer(text)
             if m.end() > m.start()
         ]
+
+    def open_from(self, text: str) -> int:
+        if self._tail is not None:
+            return self._tail.open_from(text)
+        return 0 if self._max_span is None else max(0, len(text) - self._max_span)
+
+    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
+        found = self.scan(text, context)
+        open_at = self.open_from(text)
+        for f in reversed(found):  # non-overlapping and sorted: one pass back finds every straddler
+            if f.start < open_at < f.end:
+                open_at = f.start
+        return found, open_at
 
 
 def _bounded_length(pattern: str) -> int | None:
