@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re2
+
 from dsl import ast
 from engine.detectors.base import ScanContext
+from engine.detectors.pii import RULES
+from engine.detectors.prefixes import prefix_pattern
 from engine.guards import Redactor, compile_pipeline
 from engine.streaming import StreamGuard, StreamRestorer
 
@@ -71,12 +75,8 @@ def test_restore_across_chunks() -> None:
 
 def test_viable_prefixes_cover_every_prefix_of_a_match() -> None:
     """prefixes.py: every prefix of a match (and of a match plus `reach` characters) is read as still open."""
-    import re2
-
-    from engine.detectors.pii import RULES
-    from engine.detectors.prefixes import prefix_pattern
-
-    samples = {"email": "bob.smith@corp.example.io", "phone": " +44 20 7946 0958", "credit_card": " 4111 1111 1111 1111"}
+    samples = {"email": "bob.smith@corp.example.io", "phone": " +44 20 7946 0958",
+               "credit_card": " 4111 1111 1111 1111"}  # fmt: skip
     for rule, _priority in RULES:
         if rule.type not in samples:
             continue
