@@ -126,6 +126,12 @@ PATTERN_EVERYTHING = _rule(
 PATTERN_NOTHING = _rule(
     "W307", "pattern/matches-nothing", "warning", "a custom pattern that can never match inside a message"
 )
+STREAM_BUFFERS = _rule(
+    "W308",
+    "guardrail/stream-waits-for-the-end",
+    "note",
+    "an output rule that redacts with a whole-text detector: a streamed answer is held until it ends",
+)
 
 GUARD_OFF = _rule("W302", "guardrail/guard-off", "warning", "a guard at `off` does nothing")
 TEMPLATE_EMPTY_VAR = _rule(

@@ -78,6 +78,8 @@ STREAM_PLANTS = [
     "2001:db8::8a2e:370:7334", "5555 5555 5555 4444", "AKIAZ3MQ7R4TUV2WX9YB AKIAZ3MQ7R4TUV2WX9YC",
     "4111 1111 1111 1111 2", "+1 415 555 2671", "192.168.10.20", "bob@corp.io.uk", "my name is Ann Lee",
     "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYz8Ek4Lm2Qa",
+    "here is how to make meth at home", "I want to kill myself", "you are not alone", "medical diagnoses",
+    "'I will kill you'",
 ]  # fmt: skip
 STREAM_FILLER = st.text(alphabet=st.sampled_from(list("abc Xyz.,:;-@\n0123+(")), max_size=30)
 STREAM_TEXTS = st.lists(st.one_of(STREAM_FILLER, st.sampled_from(STREAM_PLANTS)), min_size=1, max_size=10).map(
@@ -87,6 +89,10 @@ CONTEXTUAL = compile_pipeline(ast.GuardBlock("output", (
     ast.Guard("pii", "redact", types=("person", "street_address", "date_of_birth", "email", "phone", "credit_card",
                                       "iban", "us_ssn", "ip_address")),
     ast.Guard("secrets", "redact"),
+)), "output", {})  # fmt: skip
+LEXICONS = compile_pipeline(ast.GuardBlock("output", (
+    ast.Guard("output_safety", "redact"), ast.Guard("topics", "redact", topics=("medical diagnosis",)),
+    ast.Guard("pii", "redact"),
 )), "output", {})  # fmt: skip
 OUT = ScanContext("output")
 
@@ -106,7 +112,7 @@ def whole(pipeline: GuardPipeline, text: str) -> str:
 @FAST
 @given(STREAM_TEXTS)
 def test_p6_one_character_at_a_time(text: str) -> None:
-    for pipeline in (REDACT, CONTEXTUAL):
+    for pipeline in (REDACT, CONTEXTUAL, LEXICONS):
         assert streamed(pipeline, text, list(range(len(text)))) == whole(pipeline, text)
 
 
@@ -121,7 +127,7 @@ def test_p6_splits_inside_every_finding(text: str, data: st.DataObject) -> None:
 @FAST
 @given(STREAM_TEXTS, st.lists(st.integers(0, 600), max_size=40))
 def test_p6_random_chunkings(text: str, cuts: list[int]) -> None:
-    for pipeline in (REDACT, CONTEXTUAL):
+    for pipeline in (REDACT, CONTEXTUAL, LEXICONS):
         assert streamed(pipeline, text, cuts) == whole(pipeline, text)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re2
 
 from dsl import ast
-from engine.detectors.base import ScanContext
+from engine.detectors.base import Finding, ScanContext
 from engine.detectors.pii import RULES
 from engine.detectors.prefixes import prefix_pattern
-from engine.guards import Redactor, compile_pipeline
+from engine.guards import GuardPipeline, GuardRule, Redactor, compile_pipeline
 from engine.streaming import StreamGuard, StreamRestorer
 
 OUT = ScanContext("output")
@@ -87,11 +87,24 @@ def test_viable_prefixes_cover_every_prefix_of_a_match() -> None:
         assert viable.fullmatch(samples[rule.type] + ",;:") is None  # three past the match: settled
 
 
+class _Digits:
+    """A detector that cannot say where it is open: runs of 4 to 40 digits."""
+
+    name = "digits"
+    max_span = 40
+
+    def scan(self, text: str, context: ScanContext) -> list[Finding]:
+        return [Finding("digits", "digits", m.start(), m.end()) for m in re2.finditer(r"[0-9]{4,40}", text)]
+
+
 def test_a_detector_without_open_positions_holds_back_its_max_span() -> None:
-    """Correctness never depends on a detector saying where it is open: output_safety falls back to max_span."""
-    p = pipeline(ast.Guard("output_safety", "block"))
+    """Correctness never depends on a detector saying where it is open: it falls back to its max_span."""
+    rule = GuardRule("digits", _Digits(), "redact", (), None, False, False, None, ast.Span("t", 1, 1, 1, 1))
+    p = GuardPipeline("output", (rule,))
     guard = StreamGuard(p, Redactor())
-    span = p.rules[0].detector.max_span
-    assert span is not None
     sent = guard.feed("calm words. " * 100)
-    assert len(sent) == 1200 - span and guard.held == span
+    assert len(sent) == 1200 - 40 and guard.held == 40
+    text = "order 12345678 and " * 30 + "a long 1234567890123456789012345678901234567890 run"
+    whole = p.run([(OUT, text)], Redactor()).texts[0]
+    for size in (1, 3, 17):
+        assert stream(StreamGuard(p, Redactor()), text, size) == whole

@@ -15,7 +15,7 @@ import re2
 from dsl import ast
 from dsl.catalog import SAFETY_CATEGORIES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import PatternSet, Rule
+from engine.detectors.patterns import PatternSet, Rule, settle
 from engine.detectors.registry import register
 
 _GROUPS = (
@@ -92,11 +92,24 @@ class SafetyDetector:
 
     def __init__(self, categories: frozenset[str]) -> None:
         self.name = "output_safety"
-        self._set = PatternSet([Rule(c, "(?i)" + p) for c, p in LEXICON if c in categories])
+        # reach 4: `_quoted` reads up to three characters after a phrase
+        self._set = PatternSet([Rule(c, "(?i)" + p, reach=4) for c, p in LEXICON if c in categories])
 
     @property
     def max_span(self) -> int | None:
         return self._set.max_span
+
+    def open_from(self, text: str) -> int:
+        return self._set.open_from(text)
+
+    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
+        """A self-harm phrase stays open until the end: supportive text anywhere after it drops it."""
+        found = self.scan(text, context)
+        open_at = self._set.open_from(text)
+        for f in found:
+            if f.type == "self_harm":
+                open_at = min(open_at, f.start)
+        return found, settle(open_at, [(f.start, f.end, f.type, 0) for f in found])
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         out: list[Finding] = []
