@@ -105,6 +105,9 @@ TEMPLATE_SYNTAX = _rule("E308", "template/syntax", "error", "a message template 
 TEMPLATE_LOGIC = _rule(
     "E309", "template/not-substitution", "error", "a message that does more than substitute `{{ variable }}`"
 )
+HOLDBACK_INPUT = _rule(
+    "E310", "guardrail/holdback-on-input", "error", "`holdback` in an input block: only answers are streamed"
+)
 GUARD_DUPLICATE = _rule(
     "W301",
     "guardrail/duplicate-guard",
