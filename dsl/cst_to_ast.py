@@ -346,7 +346,8 @@ class CstToAst(Transformer[Token, Any]):
             return ("chars", n, tok)
         q = self.quantity(tok)
         if q is not None and q[1] == "":
-            self.bad(tok, f"'{tok}' needs a unit", "write a time (`holdback 400ms`) or characters (`holdback 2000 chars`)")
+            self.bad(tok, f"'{tok}' needs a unit",
+                     "write a time (`holdback 400ms`) or characters (`holdback 2000 chars`)")  # fmt: skip
             return ("time", None, tok)
         errors = len(self.diagnostics)
         seconds = self.duration(tok)

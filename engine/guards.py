@@ -200,6 +200,7 @@ class GuardPipeline:
     rules: tuple[GuardRule, ...]
     block_message: Template | None = None
     app: str = ""
+    holdback: ast.Holdback | None = None  # output: the bound on how long a stream may be held back
     groups: tuple[Group, ...] = field(init=False, repr=False, compare=False)
     # Short texts no rule found anything in, per role: field names, tool names, enum-like values and ids
     # recur on every request of an app, and every string of a body is a slot now (P13). Detectors are
@@ -371,7 +372,7 @@ def compile_pipeline(
     detectors = {base: _detector(base, guards, custom, cache) for base, guards in scopes.items()}
     rules = tuple(_rule(g, detectors[_base_key(g, custom)], app_shadow, i) for i, g in enumerate(block.guards))
     message = parse(block.message) if block.message else None
-    return GuardPipeline(direction, rules, message, app_name)
+    return GuardPipeline(direction, rules, message, app_name, block.holdback if direction == "output" else None)
 
 
 def _base_key(guard: ast.Guard, custom: dict[str, ast.CustomDetector]) -> DetectorKey:

@@ -32,6 +32,8 @@ server turns `blocked` into an error event. Shadow rules report, never act.
 
 from __future__ import annotations
 
+from collections import deque
+
 from engine.detectors.base import Detector, ScanContext, StreamingDetector
 from engine.guards import (
     TAG_MAX,
@@ -60,7 +62,6 @@ class StreamGuard:
         pipeline: GuardPipeline,
         redactor: Redactor | None = None,
         context: ScanContext | None = None,
-        max_held: int | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.redactor = redactor or Redactor()
@@ -74,7 +75,9 @@ class StreamGuard:
         if any(_can_redact(r) for r in self._whole_rules):
             # nothing is safe before the end: every rule runs once on the whole text
             self.holdback, self._span_rules, self._whole_rules = None, tuple(active), ()
-        self.max_held = max_held if self.holdback is not None else None
+        bound = pipeline.holdback if self.holdback is not None else None  # buffering everything: no bound
+        self.max_held = bound.chars if bound is not None else None
+        self.max_wait = bound.seconds if bound is not None else None  # the relay's timer calls flush()
         self._groups: tuple[_Group, ...] = tuple(
             (det, det if isinstance(det, StreamingDetector) else None, members)
             for det, roles, members in group_rules(self._span_rules)
@@ -86,6 +89,8 @@ class StreamGuard:
         self._pending = ""  # original text not yet emitted
         self._whole: list[str] = []  # the full text, only when whole-text rules exist
         self._done = False
+        self._received = 0  # characters fed so far
+        self._arrivals: deque[tuple[int, float]] = deque()  # (characters fed after a chunk, when it came)
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -93,13 +98,26 @@ class StreamGuard:
 
     @property
     def held(self) -> int:
-        """Characters received and not yet sent (what a time bound waits on)."""
+        """Characters received and not yet sent."""
         return len(self._pending)
 
-    def feed(self, chunk: str) -> str:
-        """Accept the next chunk; return the text that can be sent now (maybe empty)."""
+    @property
+    def held_since(self) -> float | None:
+        """When the oldest character still held arrived (the `at` it was fed with); None: nothing held."""
+        if not self._pending:
+            return None
+        start = self._received - len(self._pending)
+        while len(self._arrivals) > 1 and self._arrivals[0][0] <= start:
+            self._arrivals.popleft()
+        return self._arrivals[0][1]
+
+    def feed(self, chunk: str, at: float = 0.0) -> str:
+        """Accept the next chunk (arrived at time `at`); return the text that can be sent now (maybe empty)."""
         if self.blocked is not None or self._done or not chunk:
             return ""
+        self._received += len(chunk)
+        if self.max_wait is not None:
+            self._arrivals.append((self._received, at))
         if self._whole_rules:
             self._whole.append(chunk)
         self._pending += chunk

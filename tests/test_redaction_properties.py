@@ -111,6 +111,7 @@ def whole(pipeline: GuardPipeline, text: str) -> str:
 
 @FAST
 @given(STREAM_TEXTS)
+@example("I want to kill myself:you are not alone0")  # a later character unmakes the supportive text
 def test_p6_one_character_at_a_time(text: str) -> None:
     for pipeline in (REDACT, CONTEXTUAL, LEXICONS):
         assert streamed(pipeline, text, list(range(len(text)))) == whole(pipeline, text)

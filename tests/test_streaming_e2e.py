@@ -33,6 +33,11 @@ app trickle {
   models chat
   output { pii redact; secrets redact }
 }
+app paused {
+  env test
+  models chat
+  output { pii redact; secrets redact; holdback 300ms }
+}
 """
 EMAIL = "jane.doe@example.com"
 KEY = "AKIAZ3MQ7R4TUV2WX9YB"
@@ -71,24 +76,29 @@ def _chunks(pieces: list[str]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, fake_upstream_server: FakeUpstream) -> Iterator[Gateway]:
-    gw = start_gateway(tmp_path_factory.mktemp("trickle"), fake_upstream_server.url, apps=("trickle",), policy=POLICY)
+    gw = start_gateway(tmp_path_factory.mktemp("trickle"), fake_upstream_server.url, apps=("trickle", "paused"),
+                       policy=POLICY)  # fmt: skip
     yield gw
     gw.stop()
 
 
-def _read(client: openai.OpenAI, model: str) -> tuple[float, float, list[str]]:
-    """(seconds to the first content, seconds to the end, every content event's text)."""
+def _events(client: openai.OpenAI, model: str) -> tuple[list[tuple[float, str]], float]:
+    """Every content event's (seconds since the request, text), and the seconds to the stream's end."""
     start = time.monotonic()
-    first: float | None = None
-    texts: list[str] = []
+    out: list[tuple[float, str]] = []
     stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "go"}], stream=True)
     for chunk in stream:
         for choice in chunk.choices:
             if choice.delta.content:
-                first = time.monotonic() - start if first is None else first
-                texts.append(choice.delta.content)
-    assert first is not None
-    return first, time.monotonic() - start, texts
+                out.append((time.monotonic() - start, choice.delta.content))
+    return out, time.monotonic() - start
+
+
+def _read(client: openai.OpenAI, model: str) -> tuple[float, float, list[str]]:
+    """(seconds to the first content, seconds to the end, every content event's text)."""
+    events, total = _events(client, model)
+    assert events
+    return events[0][0], total, [text for _t, text in events]
 
 
 def test_a_trickled_answer_streams_with_pii_and_secrets_redacted(gateway: Gateway, fake_upstream: FakeUpstream) -> None:
@@ -112,3 +122,24 @@ def test_a_trickled_answer_streams_with_pii_and_secrets_redacted(gateway: Gatewa
     assert gw_first < 0.2 * gw_total, (gw_first, gw_total)
     print(f"\nupstream first {up_first * 1000:.0f} ms, {len(up_texts)} events, {up_total:.2f} s;"
           f" ghat first {gw_first * 1000:.0f} ms, {len(gw_texts)} events, {gw_total:.2f} s")  # fmt: skip
+
+
+def test_a_time_bound_sends_held_text_while_the_provider_pauses(gateway: Gateway, fake_upstream: FakeUpstream) -> None:
+    """`holdback 300ms`: the last word before a 1.5 s pause (held: it could still grow) goes out during the pause."""
+    pieces = ["Please ", "wait ", "while ", "I ", "think", " about ", "it."]
+    pause = 1.5
+    fake_upstream.fault("reply", chunks=_chunks(pieces), stream=True, pause_at=pieces.index(" about ") + 1,
+                        pause_s=pause)  # fmt: skip
+    client = openai.OpenAI(base_url=gateway.v1, api_key=gateway.keys["paused"], max_retries=0)
+    events, _total = _events(client, "chat")
+    assert "".join(t for _s, t in events) == "".join(pieces)
+    think = next(i for i, (_s, t) in enumerate(events) if "think" in t)
+    assert not events[think][1].endswith(" about ")  # sent before " about " came, not with it
+    gap = events[think + 1][0] - events[think][0]
+    assert gap > pause / 2, events  # it went out about 0.3 s into the pause, not at its end
+    fake_upstream.fault("reply", chunks=_chunks(pieces), stream=True, pause_at=pieces.index(" about ") + 1,
+                        pause_s=pause)  # fmt: skip
+    unbounded = openai.OpenAI(base_url=gateway.v1, api_key=gateway.keys["trickle"], max_retries=0)
+    events, _total = _events(unbounded, "chat")
+    think = next(i for i, (_s, t) in enumerate(events) if "think" in t)
+    assert events[think][0] - events[think - 1][0] > pause / 2  # without a bound it waits for the next word

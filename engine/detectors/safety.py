@@ -103,12 +103,13 @@ class SafetyDetector:
         return self._set.open_from(text)
 
     def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
-        """A self-harm phrase stays open until the end: supportive text anywhere after it drops it."""
+        """A self-harm phrase stays open until the end, reported or not: supportive text anywhere
+        drops it, and a later character can still make or unmake supportive text (`alone` → `alone0`)."""
         found = self.scan(text, context)
         open_at = self._set.open_from(text)
-        for f in found:
-            if f.type == "self_harm":
-                open_at = min(open_at, f.start)
+        for index in self._set.candidates(text):
+            if self._set.rules[index].type == "self_harm":
+                open_at = min(open_at, next(iter(self._set.spans(index, text)), (open_at, 0))[0])
         return found, settle(open_at, [(f.start, f.end, f.type, 0) for f in found])
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
