@@ -207,6 +207,8 @@ class GuardPipeline:
     # pure functions of (text, role) when there is no grounding, so a clean answer can be remembered.
     # bench/RESULTS.md, "Every field": 17 of a typical body's 21 slots are such strings.
     clean: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # What the streams of this pipeline share, built on the first one (engine/streaming.py's plan).
+    streams: dict[object, object] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def enforcing(self) -> bool:

@@ -33,8 +33,12 @@ server turns `blocked` into an error event. Shadow rules report, never act.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
+
+import re2
 
 from engine.detectors.base import Detector, ScanContext, StreamingDetector
+from engine.detectors.prefixes import OpenPattern, OpenTail, Unsupported
 from engine.guards import (
     TAG_MAX,
     Blocked,
@@ -52,6 +56,70 @@ from engine.guards import (
 
 # A detector, itself again when it can say where a finding is still open (else None), and its rules.
 _Group = tuple[Detector, StreamingDetector | None, tuple[GuardRule, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What every stream of one pipeline and role shares, built once (an RE2 compile costs milliseconds).
+
+    `tail` finds where any pattern of the streaming detectors could still be
+    matching; `fallback` is the longest max_span of the detectors that cannot
+    say (0: none); `candidates`, when every detector can say, tells in one pass
+    whether the text holds anything any of them could report at all, so a clean
+    stretch of text is sent without running the detectors.
+    """
+
+    groups: tuple[_Group, ...]
+    tail: OpenTail | None
+    fallback: int
+    candidates: re2.Set | None
+
+
+def _plan(pipeline: GuardPipeline, role: str, rules: tuple[GuardRule, ...]) -> _Plan:
+    key = (role, tuple(id(r) for r in rules))
+    plan = pipeline.streams.get(key)
+    if isinstance(plan, _Plan):
+        return plan
+    groups: list[_Group] = []
+    patterns: list[OpenPattern] = []
+    limit, fallback = 0, 0
+    for det, roles, members in group_rules(rules):
+        if roles is not None and role not in roles:
+            continue
+        own = det.open_patterns if isinstance(det, StreamingDetector) else None
+        span = det.max_span or 0
+        if own is None:
+            groups.append((det, None, members))
+            fallback = max(fallback, span)
+            continue
+        assert isinstance(det, StreamingDetector)
+        groups.append((det, det, members))
+        patterns.extend(own)
+        limit = max(limit, span + max((reach for _p, reach, _i in own), default=0) + 1)
+    tail: OpenTail | None = None
+    candidates: re2.Set | None = None
+    try:
+        tail = OpenTail(patterns, limit) if patterns else None
+        if not fallback:
+            candidates = _candidate_set(patterns)
+    except (Unsupported, re2.error):  # a pattern RE2 takes alone but not in company: hold back max_span
+        groups = [(det, None, members) for det, _s, members in groups]
+        tail, candidates = None, None
+        fallback = max((det.max_span or 0 for det, _s, _m in groups), default=0)
+    plan = _Plan(tuple(groups), tail, fallback, candidates)
+    pipeline.streams[key] = plan
+    return plan
+
+
+def _candidate_set(patterns: list[OpenPattern]) -> re2.Set | None:
+    options = re2.Options()
+    options.never_capture = True
+    options.max_mem = 64 << 20
+    found = re2.Set.SearchSet(options)
+    for pattern, _reach, ignorecase in patterns:
+        found.Add(f"(?i:{pattern})" if ignorecase else pattern)
+    found.Compile()
+    return found
 
 
 class StreamGuard:
@@ -78,11 +146,10 @@ class StreamGuard:
         bound = pipeline.holdback if self.holdback is not None else None  # buffering everything: no bound
         self.max_held = bound.chars if bound is not None else None
         self.max_wait = bound.seconds if bound is not None else None  # the relay's timer calls flush()
-        self._groups: tuple[_Group, ...] = tuple(
-            (det, det if isinstance(det, StreamingDetector) else None, members)
-            for det, roles, members in group_rules(self._span_rules)
-            if roles is None or self.context.role in roles
-        )
+        self._plan = _plan(pipeline, self.context.role, self._span_rules)
+        self._open = 0  # where the patterns could still be matching, as an offset in the whole stream
+        self._sent = 0  # characters of the stream sent (emitted), redacted or not
+        self._forced = False  # a bound forced a cut: a finding may reach back over what was sent
         self.blocked: Blocked | None = None
         self._tally = Tally()
         self._tail = ""  # emitted original text kept as left context for the next scan
@@ -147,23 +214,22 @@ class StreamGuard:
                     self.blocked = self.pipeline.blocked_by(hit)
         return "" if self.blocked is not None else out
 
-    def _bound(self, window: str) -> int:
-        """A cheap upper bound of where the window is still open, from the patterns alone."""
-        at = len(window)
-        for det, streaming, _members in self._groups:
-            at = min(at, streaming.open_from(window) if streaming else len(window) - (det.max_span or 0))
-        return at
+    def _bound(self, window: str, base: int) -> int:
+        """Where the patterns could still be matching (from where they could last time: it never moves back)."""
+        plan, n = self._plan, len(window)
+        start = self._sent - base  # the window's first character, as an offset in the stream
+        at = n if plan.tail is None else plan.tail.open_from(window, max(0, self._open - start))
+        self._open = start + at
+        return min(at, n - plan.fallback) if plan.fallback else at
 
-    def _scan(self, window: str) -> tuple[list[Hit], int]:
-        """Every hit in the window, and the earliest position where a finding could still be in progress."""
+    def _scan(self, window: str, open_at: int) -> tuple[list[Hit], int]:
+        """Every hit in the window, and `open_at` moved back where a detector says a finding is still open."""
         hits: list[Hit] = []
-        open_at = len(window)
-        for det, streaming, members in self._groups:
+        for det, streaming, members in self._plan.groups:
             if streaming is not None:
-                findings, at = streaming.scan_open(window, self.context)
+                findings, open_at = streaming.scan_open(window, self.context, open_at)
             else:
-                findings, at = det.scan(window, self.context), len(window) - (det.max_span or 0)
-            open_at = min(open_at, at)
+                findings = det.scan(window, self.context)
             if findings:
                 resolve(members, findings, hits)
         return hits, open_at
@@ -171,9 +237,13 @@ class StreamGuard:
     def _emit(self, final: bool) -> str:
         window = self._tail + self._pending
         base = len(self._tail)
-        if not final and self._bound(window) <= base:
-            return ""  # the new text only extends what is still open: nothing to scan yet
-        found, open_at = self._scan(window)
+        open_at = self._bound(window, base)
+        if not final and open_at <= base:
+            return ""  # the new text only extends what is still open: nothing to send yet
+        plan = self._plan
+        if plan.candidates is not None and not self._forced and not plan.candidates.Match(window):
+            return self._send(window, base, len(window) if final else open_at, "")  # nothing to find
+        found, open_at = self._scan(window, open_at)
         hits = [h for h in found if h.finding.end > base]  # those wholly in the tail went out before
         hits.sort(key=lambda h: (h.finding.start, -h.finding.end, h.rule.order))
         cut = len(window)
@@ -200,10 +270,16 @@ class StreamGuard:
                 spans.append((max(f.start, base) - base, min(f.end, cut) - base, f.type))
         piece = window[base:cut]
         out = apply_redactions(piece, spans, self.redactor) if spans else piece
+        self._forced = self._forced or (final and not self._done)
+        return self._send(window, base, cut, out)
+
+    def _send(self, window: str, base: int, cut: int, out: str | None) -> str:
+        """Move the cut: `window[base:cut]` goes out as `out` (as it is when empty)."""
         keep = self.holdback or 0
         self._tail = window[max(0, cut - keep) : cut] if keep else ""
         self._pending = window[cut:]
-        return out
+        self._sent += cut - base
+        return out or window[base:cut]
 
 
 def _can_redact(rule: GuardRule) -> bool:

@@ -53,15 +53,19 @@ class StreamingDetector(Detector, Protocol):
     """A detector that can say where, at the end of a text, a finding could still be in progress.
 
     A stream sends everything before that position at once (engine/streaming.py).
-    A detector without these methods is held back by its `max_span`, so
+    A detector without these members is held back by its `max_span`, so
     correctness never depends on a detector implementing them.
     """
 
-    def open_from(self, text: str) -> int:
-        """A cheap upper bound of `scan_open`'s position, read from the patterns alone."""
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        """(pattern, reach, ignorecase) of every pattern whose matches make findings, for the stream's
+        viable-prefix search (engine/detectors/prefixes.py); `reach`: the characters read past a match.
+        None: the detector cannot say (a stream holds back its max_span)."""
         ...
 
-    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
-        """`scan(text)`, and the earliest index i such that no later text can change a finding
-        that ends at or before i, or make one start before it; no candidate reaches over i."""
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
+        """`scan(text)`, and `open_at` (where its patterns could still be matching) moved back as far as
+        the detector needs: before every candidate finding that reaches over it, and before what only
+        the detector knows is open (a PEM block without its END line)."""
         ...

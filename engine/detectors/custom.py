@@ -8,7 +8,7 @@ import re2
 
 from dsl import ast
 from engine.detectors.base import Finding, ScanContext
-from engine.detectors.prefixes import OpenTail, Unsupported
+from engine.detectors.prefixes import Unsupported, prefix_pattern
 
 
 class PatternDetector:
@@ -22,10 +22,11 @@ class PatternDetector:
         self.type = spec.type or spec.name
         self._regex = re2.compile(spec.pattern, options)
         self._max_span = _bounded_length(spec.pattern)
-        self._tail: OpenTail | None = None
+        self._open: tuple[tuple[str, int, bool], ...] | None = None
         if self._max_span is not None:
-            with contextlib.suppress(Unsupported, re2.error):  # RE2-only syntax: hold back max_span
-                self._tail = OpenTail([(spec.pattern, 1)], self._max_span + 2, not spec.ignorecase)
+            with contextlib.suppress(Unsupported):  # RE2-only syntax: a stream holds back max_span
+                prefix_pattern(spec.pattern, 1)
+                self._open = ((spec.pattern, 1, spec.ignorecase),)
 
     @property
     def max_span(self) -> int | None:
@@ -38,14 +39,12 @@ class PatternDetector:
             if m.end() > m.start()
         ]
 
-    def open_from(self, text: str) -> int:
-        if self._tail is not None:
-            return self._tail.open_from(text)
-        return 0 if self._max_span is None else max(0, len(text) - self._max_span)
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return self._open
 
-    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
         found = self.scan(text, context)
-        open_at = self.open_from(text)
         for f in reversed(found):  # non-overlapping and sorted: one pass back finds every straddler
             if f.start < open_at < f.end:
                 open_at = f.start

@@ -21,7 +21,7 @@ from re import _parser as sre_parse  # width bounds only; matching is RE2's
 
 import re2
 
-from engine.detectors.prefixes import OpenTail, Unsupported
+from engine.detectors.prefixes import OpenPattern, Unsupported, prefix_pattern
 
 # A confirmer gets (text, match) and returns the span to report, or None to drop it;
 # a list when one match holds several findings (two names in one capitalised run).
@@ -154,23 +154,19 @@ class PatternSet:
         self.max_span: int | None = (
             None if any(w is None for w in widths) else max((w or 0 for w in widths), default=0)
         )
-        self._tail = self._open_tail()
+        self.open_patterns = self._open_patterns()
 
-    def _open_tail(self) -> OpenTail | None:
-        """The viable-prefix search of every rule, or None (then a stream holds back max_span)."""
+    def _open_patterns(self) -> tuple[OpenPattern, ...] | None:
+        """The rules as a stream's viable-prefix search reads them (prefixes.py); None when one cannot be
+        rewritten (then a stream holds back max_span)."""
         if self.max_span is None:
             return None
-        reach = max((r.reach for r in self.rules), default=0)
         try:
-            return OpenTail([(r.pattern, r.reach) for r in self.rules], self.max_span + reach + 1)
-        except (Unsupported, re2.error):
+            for rule in self.rules:
+                prefix_pattern(rule.pattern, rule.reach)
+        except Unsupported:
             return None
-
-    def open_from(self, text: str) -> int:
-        """Where a match of some rule could still be in progress at the end of `text` (see prefixes.py)."""
-        if self._tail is not None:
-            return self._tail.open_from(text)
-        return 0 if self.max_span is None else max(0, len(text) - self.max_span)
+        return tuple((r.pattern, r.reach, False) for r in self.rules)
 
     def candidates(self, text: str) -> list[int]:
         """Indices of the rules that match somewhere in `text` (one linear pass)."""

@@ -209,13 +209,13 @@ class PiiDetector:
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         return [Finding("pii", t, s, e) for s, e, t in drop_overlaps(self._found(text))]
 
-    def open_from(self, text: str) -> int:
-        return self._set.open_from(text)
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return self._set.open_patterns
 
-    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
         found = self._found(text)
-        open_at = settle(self._set.open_from(text), found)
-        return [Finding("pii", t, s, e) for s, e, t in drop_overlaps(found)], open_at
+        return [Finding("pii", t, s, e) for s, e, t in drop_overlaps(found)], settle(open_at, found)
 
     def _found(self, text: str) -> list[tuple[int, int, str, int]]:
         found: list[tuple[int, int, str, int]] = []

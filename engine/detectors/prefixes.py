@@ -148,24 +148,41 @@ def prefix_pattern(pattern: str, reach: int = 0) -> str:
     return f"(?{flags}:{body})" if flags else body
 
 
-class OpenTail:
-    """The earliest still-open position of a text for a family of patterns, in one RE2 search."""
+# One pattern of a detector, as a stream needs it: the pattern, the characters its confirmer reads
+# past a match (`reach`), and whether it matches ignoring case.
+OpenPattern = tuple[str, int, bool]
+_UNANCHORED = re2._Anchor.UNANCHORED
 
-    def __init__(self, patterns: Sequence[tuple[str, int]], limit: int, case_sensitive: bool = True) -> None:
-        """`patterns`: (pattern, reach) pairs; `limit`: no open region is longer (the family's max_span + reach)."""
+
+class OpenTail:
+    """The earliest still-open position of a text for many patterns (of several detectors), in one RE2 search.
+
+    Prefix languages are closed under taking prefixes, so the position never moves
+    back as text is appended: a caller may pass the last one as `start`, and each
+    search then reads only the text's open tail (a word, a token), not all of it.
+    """
+
+    def __init__(self, patterns: Sequence[OpenPattern], limit: int) -> None:
+        """`limit`: no open region is longer (the longest max_span plus reach of the patterns' detectors)."""
         options = re2.Options()
-        options.case_sensitive = case_sensitive
         options.never_capture = True
         options.max_mem = 64 << 20
-        alternatives = "|".join(prefix_pattern(p, reach) for p, reach in patterns)
-        self._regex = re2.compile(f"(?:{alternatives})\\z", options) if patterns else None
+        parts = [
+            f"(?i:{prefix_pattern(p, reach)})" if ignorecase else prefix_pattern(p, reach)
+            for p, reach, ignorecase in patterns
+        ]
+        self._regex = re2.compile(f"(?:{'|'.join(parts)})\\z", options) if parts else None
         self.limit = limit
 
-    def open_from(self, text: str) -> int:
-        """The smallest i (at least len(text) - limit) such that text[i:] could still grow into a match."""
+    def open_from(self, text: str, start: int = 0) -> int:
+        """The smallest i >= start (and >= len(text) - limit) such that text[i:] could still grow into a match."""
         n = len(text)
         if self._regex is None:
             return n
-        lo = max(0, n - self.limit)
-        m = self._regex.search(text[lo:] if lo else text)
+        lo = max(start, n - self.limit, 0)
+        tail = text[lo:] if lo else text
+        if tail.isascii():  # RE2's own spans: the binding's wrapper converts offsets on every call
+            spans = self._regex._regexp.Match(_UNANCHORED, tail.encode(), 0, len(tail))
+            return n if spans[0][0] < 0 else lo + spans[0][0]
+        m = self._regex.search(tail)
         return n if m is None else lo + m.start()

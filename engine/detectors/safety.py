@@ -99,14 +99,14 @@ class SafetyDetector:
     def max_span(self) -> int | None:
         return self._set.max_span
 
-    def open_from(self, text: str) -> int:
-        return self._set.open_from(text)
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return self._set.open_patterns
 
-    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
         """A self-harm phrase stays open until the end, reported or not: supportive text anywhere
         drops it, and a later character can still make or unmake supportive text (`alone` → `alone0`)."""
         found = self.scan(text, context)
-        open_at = self._set.open_from(text)
         for index in self._set.candidates(text):
             if self._set.rules[index].type == "self_harm":
                 open_at = min(open_at, next(iter(self._set.spans(index, text)), (open_at, 0))[0])

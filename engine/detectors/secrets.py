@@ -236,12 +236,13 @@ class SecretsDetector:
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         return [Finding("secrets", t, s, e) for s, e, t in drop_overlaps(self._found(text))]
 
-    def open_from(self, text: str) -> int:
-        return min(_ALL.open_from(text), _pem_open(text))
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return _ALL.open_patterns
 
-    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
         found = self._found(text)
-        open_at = settle(self.open_from(text), found)
+        open_at = settle(min(open_at, _pem_open(text)), found)
         return [Finding("secrets", t, s, e) for s, e, t in drop_overlaps(found)], open_at
 
     def _found(self, text: str) -> list[tuple[int, int, str, int]]:

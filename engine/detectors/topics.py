@@ -61,12 +61,13 @@ class TopicsDetector:
     def max_span(self) -> int | None:
         return self._set.max_span if self._set is not None else 0
 
-    def open_from(self, text: str) -> int:
-        return len(text) if self._set is None else self._set.open_from(text)
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return () if self._set is None else self._set.open_patterns
 
-    def scan_open(self, text: str, context: ScanContext) -> tuple[list[Finding], int]:
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
         found = self.scan(text, context)
-        return found, settle(self.open_from(text), [(f.start, f.end, f.type, 0) for f in found])
+        return found, settle(open_at, [(f.start, f.end, f.type, 0) for f in found])
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         if self._set is None:
