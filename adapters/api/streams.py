@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import orjson
 
+from adapters.api.coalesce import Coalescer
 from adapters.api.holdback import Ticker
 from adapters.api.responses import Exchange, Receive, error_body
 from adapters.codecs.openai_chat import CHUNK_STRUCTURAL, DELTA_CALLS, DELTA_ROLES, ERROR_SHAPE
@@ -331,9 +332,12 @@ async def relay(
                 scope.cancel()
                 return
 
+    direct, writer = ex.send, Coalescer(ex.send)
+    ex.send = writer.send  # a burst of events leaves in one write (adapters/api/coalesce.py)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_disconnect, tg.cancel_scope)
+            tg.start_soon(writer.run)
             if ticker is not None:
                 tg.start_soon(ticker.run)
             try:
@@ -353,6 +357,7 @@ async def relay(
                 await ex.end_stream(done=False)
             tg.cancel_scope.cancel()
     finally:
+        ex.send = direct
         await route.aclose()
         for c in choices.values():
             result.outcomes.extend(c.outcomes())
