@@ -148,6 +148,16 @@ class GuardBlock:
     message: str | None = None
     message_span: Span = _span()
     span: Span = _span()
+    holdback: Holdback | None = None  # output only: the bound on how long a stream is held
+
+
+@dataclass(frozen=True, slots=True)
+class Holdback:
+    """`holdback 400ms 2000 chars`: a stream is never held longer, nor more characters, than this."""
+
+    seconds: float | None = None
+    chars: int | None = None
+    span: Span = _span()
 
 
 def combine(blocks: tuple[GuardBlock, ...], direction: Direction) -> GuardBlock | None:
@@ -161,7 +171,8 @@ def combine(blocks: tuple[GuardBlock, ...], direction: Direction) -> GuardBlock 
         return mine[0] if mine else None
     head = next((b for b in mine if b.message is not None), mine[0])
     guards = tuple(g for b in mine for g in b.guards)
-    return GuardBlock(direction, guards, head.message, head.message_span, mine[0].span)
+    holdback = next((b.holdback for b in mine if b.holdback is not None), None)  # set once per direction
+    return GuardBlock(direction, guards, head.message, head.message_span, mine[0].span, holdback)
 
 
 # ── `when` conditions ────────────────────────────────────────────────────

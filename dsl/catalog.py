@@ -23,6 +23,9 @@ class BuiltinDetector:
     # injection is what users and system prompts say; indirect injection hides in
     # tool results and retrieved documents.
     roles: frozenset[str] | None = None
+    # Findings that read the whole text (a score, a share of sentences): no prefix of a stream is
+    # safe to redact before its end (engine/streaming.py; the detector's `max_span` is None).
+    whole_text: bool = False
 
 
 PII_TYPES = (
@@ -48,16 +51,16 @@ BUILTINS: dict[str, BuiltinDetector] = {
                         summary="credentials: cloud keys, tokens, private keys, passwords"),
         BuiltinDetector("prompt_injection", (), (), options=("threshold", "model"),
                         summary="instruction overrides and jailbreaks in user and system text",
-                        roles=frozenset({"system", "user", "output"})),
+                        roles=frozenset({"system", "user", "output"}), whole_text=True),
         BuiltinDetector("indirect_injection", (), (), ("input",), ("threshold", "model"),
                         summary="injected instructions in tool results and retrieved documents",
-                        roles=frozenset({"tool", "document"})),
+                        roles=frozenset({"tool", "document"}), whole_text=True),
         BuiltinDetector("topics", (), (), options=("topics",),
                         summary="denied topics given as phrases"),
         BuiltinDetector("output_safety", SAFETY_CATEGORIES, SAFETY_CATEGORIES, ("output",),
                         ("categories",), summary="violence, self-harm, sexual, hate, illicit"),
         BuiltinDetector("groundedness", (), (), ("output",), ("threshold",),
-                        summary="share of output sentences supported by the grounding context"),
+                        summary="share of output sentences supported by the grounding context", whole_text=True),
     )
 }
 

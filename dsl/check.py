@@ -186,6 +186,11 @@ def _closure(app: ast.App, index: Index) -> Iterator[Diagnostic]:
 
 
 def _guards(app: ast.App, block: ast.GuardBlock, index: Index) -> Iterator[Diagnostic]:
+    if block.holdback is not None and block.direction == "input":
+        yield rules.HOLDBACK_INPUT.at(
+            block.holdback.span, "`holdback` bounds how long a streamed answer is held: input is never streamed",
+            "move it to the `output` block",
+        )  # fmt: skip
     for guard in block.guards:
         builtin = BUILTINS.get(guard.detector)
         if builtin is None and guard.detector not in index.detectors:

@@ -314,8 +314,47 @@ class CstToAst(Transformer[Token, Any]):
         guards = tuple(g for g in c[1:] if isinstance(g, ast.Guard))
         messages = [m for m in c[1:] if isinstance(m, tuple)]
         message, mspan = (messages[0][1], messages[0][2]) if messages else (None, ast.NO_SPAN)
-        block = ast.GuardBlock(str(c[0]), guards, message, mspan, self.span(meta))  # type: ignore[arg-type]
+        holdback = next((h for h in c[1:] if isinstance(h, ast.Holdback)), None)  # a repeat is E012
+        block = ast.GuardBlock(str(c[0]), guards, message, mspan, self.span(meta), holdback)  # type: ignore[arg-type]
         return ("guards", block)
+
+    def holdback_stmt(self, meta: Meta, c: list[tuple[str, float | int | None, Token]]) -> ast.Holdback:
+        seconds: float | None = None
+        chars: int | None = None
+        seen: set[str] = set()
+        for kind, value, tok in c:
+            if kind in seen:
+                what = "a time" if kind == "time" else "a character count"
+                self.bad(tok, f"holdback sets {what} twice",
+                         "give at most one of each: `holdback 400ms 2000 chars`")  # fmt: skip
+            seen.add(kind)
+            if kind == "time" and value is not None:
+                seconds = float(value)
+            elif kind == "chars" and value is not None:
+                chars = int(value)
+        return ast.Holdback(seconds, chars, self.span(meta))
+
+    def holdback_limit(self, meta: Meta, c: list[Any]) -> tuple[str, float | int | None, Token]:
+        tok = c[0]
+        if len(c) > 1:  # `2000 chars`
+            errors = len(self.diagnostics)
+            n = self.count(tok, "character bound", sizes=True)
+            if n <= 0:
+                if len(self.diagnostics) == errors:
+                    self.bad(tok, "a holdback in characters must be positive", "for example `holdback 2000 chars`")
+                return ("chars", None, tok)
+            return ("chars", n, tok)
+        q = self.quantity(tok)
+        if q is not None and q[1] == "":
+            self.bad(tok, f"'{tok}' needs a unit",
+                     "write a time (`holdback 400ms`) or characters (`holdback 2000 chars`)")  # fmt: skip
+            return ("time", None, tok)
+        errors = len(self.diagnostics)
+        seconds = self.duration(tok)
+        return ("time", seconds if len(self.diagnostics) == errors else None, tok)
+
+    def chars_unit(self, meta: Meta, c: list[Token]) -> str:
+        return str(c[0])
 
     def message_stmt(self, meta: Meta, c: list[Token]) -> tuple[str, str, ast.Span]:
         return ("message", unquote(c[0]), self.span(c[0]))

@@ -413,6 +413,11 @@ def _guard_block(b: ast.GuardBlock, cst: Cst) -> Stmt:
     body = [_guard(g, _nth(found, i)) for i, g in enumerate(b.guards)]
     if b.message is not None:
         body.append(Stmt("message", quote(b.message), _find(cst, "message_stmt")))
+    if b.holdback is not None:
+        h = b.holdback
+        bounds = [duration(h.seconds)] if h.seconds is not None else []
+        bounds += [f"{h.chars} chars"] if h.chars is not None else []
+        body.append(Stmt("holdback", " ".join(bounds), _find(cst, "holdback_stmt")))
     return Stmt(b.direction, "", cst, body, group="io")
 
 

@@ -299,6 +299,7 @@ PASSES: list[tuple[str, Pass]] = [
     ("restore", lint_guards.restore),
     ("prod-guardrails", lint_guards.prod_guardrails),
     ("patterns", lint_guards.patterns),
+    ("whole-text-redact", lint_guards.whole_text_redact),
     ("security", security),
     ("whens", whens),
 ]

@@ -13,7 +13,7 @@ from dsl import ast, rules
 from dsl.catalog import BUILTINS
 from dsl.diagnostics import Diagnostic
 from dsl.overlap import Reach, covers, overlaps, reach, shared
-from dsl.patterns import matches_everything, never_matches
+from dsl.patterns import bounded, matches_everything, never_matches
 from dsl.resolve import Index
 
 PROD_ENVS = frozenset({"prod", "production"})
@@ -93,6 +93,34 @@ def patterns(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
                 det.pattern_span, f"pattern of '{det.name}' can never match inside a message: {why}",
                 "patterns search anywhere in a message: drop the ^ and $ anchors",
             )  # fmt: skip
+
+
+def whole_text_redact(ps: ast.PolicySet, index: Index) -> Iterator[Diagnostic]:
+    """W308 (a note): a whole-text rule at `redact` on output makes a stream buffer everything.
+
+    A score or a share of sentences is known only at the end, so no part of a streamed answer
+    can be redacted, and so sent, before then. At detect or block such rules run at the end
+    and the stream flows; at redact the client waits for the whole answer."""
+    for app in ps.apps:
+        for block in app.blocks():
+            if block.direction != "output":
+                continue
+            for g in block.guards:
+                if g.shadow or g.action != "redact" or not _whole_text(g, index):
+                    continue
+                yield rules.STREAM_BUFFERS.at(
+                    g.span, f"'{g.detector} redact' reads the whole answer: a streamed answer reaches the "
+                    "client only when it ends", f"use `{g.detector} detect` or `{g.detector} block` (both run at "
+                    "the end of a stream and let it flow), or accept that streams of this app arrive at once",
+                )  # fmt: skip
+
+
+def _whole_text(guard: ast.Guard, index: Index) -> bool:
+    spec = BUILTINS.get(guard.detector)
+    if spec is not None:
+        return spec.whole_text
+    custom = index.detectors.get(guard.detector)
+    return custom is not None and not bounded(custom.pattern)
 
 
 def _known(guard: ast.Guard, index: Index) -> bool:

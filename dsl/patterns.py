@@ -28,6 +28,17 @@ _START: frozenset[State] = frozenset({(False, False)})
 _REPEAT_CAP = 6  # iterations of a repeat after which the (at most four) states have settled
 
 
+def bounded(pattern: str) -> bool:
+    """Whether the pattern's matches have a longest length (what lets a stream send text before its end).
+
+    The engine's custom detector reads the same bound (engine/detectors/custom.py)."""
+    try:
+        high = sre_parse.parse(pattern).getwidth()[1]
+    except Exception:  # RE2-only syntax: no bound known
+        return False
+    return bool(high < 65535)
+
+
 def matches_everything(search: Any) -> bool:
     """Whether a compiled pattern finds a match in every probe text."""
     return all(search(p) is not None for p in PROBES)

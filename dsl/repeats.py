@@ -39,11 +39,12 @@ MESSAGE_ROLES = frozenset({"system", "user", "assistant", "tool", "document"})
 _PARTS = frozenset(
     {"direction", "compare", "member", "not_member", "not_op", "and_expr", "or_expr",
      "string_list", "compare_op", "field_ref", "token_mode", "rate_scope", "action",
-     "negation", "request_key"}
+     "negation", "request_key", "holdback_limit", "chars_unit"}
 )  # fmt: skip
 _WORDS = {
     "test_app": "app", "test_request": "request", "request_metadata": "metadata",
     "detector_type": "type", "detector_ignorecase": "ignorecase", "message_stmt": "message",
+    "holdback_stmt": "holdback",
 }  # fmt: skip
 _HELP = {
     "rate_limit": "one `rate_limit` per scope: a `when` block sets another for the requests it matches",
@@ -57,6 +58,7 @@ _HELP = {
     "route": "an alias has one route; add the other model as a `fallback`",
     "split": "put every member in one `split { … }`",
     "message": "one refusal message per block direction; give a rule its own with `… block message \"…\"`",
+    "holdback": "one `holdback` per direction, with both bounds in it: `holdback 400ms 2000 chars`",
 }
 
 
@@ -71,14 +73,15 @@ def repeats(tree: Tree[Token], path: str) -> list[Diagnostic]:
             first = seen.setdefault(key, stmt)
             if first is not stmt:
                 out.append(_repeat(key, node, first, stmt, path))
-        if node.data == "app":  # the block message is set once per direction, across its blocks
-            messages: dict[str, Tree[Token]] = {}
-            for block in _children(node, "guard_block"):
-                own = _children(block, "message_stmt")[:1]  # a repeat inside one block is reported above
-                for stmt in own:
-                    first = messages.setdefault(_direction(block), stmt)
-                    if first is not stmt:
-                        out.append(_repeat("message", block, first, stmt, path))
+        if node.data == "app":  # the block message and holdback are set once per direction, across its blocks
+            for data, key in (("message_stmt", "message"), ("holdback_stmt", "holdback")):
+                firsts: dict[str, Tree[Token]] = {}
+                for block in _children(node, "guard_block"):
+                    own = _children(block, data)[:1]  # a repeat inside one block is reported above
+                    for stmt in own:
+                        first = firsts.setdefault(_direction(block), stmt)
+                        if first is not stmt:
+                            out.append(_repeat(key, block, first, stmt, path))
     return out
 
 

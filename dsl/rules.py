@@ -105,6 +105,9 @@ TEMPLATE_SYNTAX = _rule("E308", "template/syntax", "error", "a message template 
 TEMPLATE_LOGIC = _rule(
     "E309", "template/not-substitution", "error", "a message that does more than substitute `{{ variable }}`"
 )
+HOLDBACK_INPUT = _rule(
+    "E310", "guardrail/holdback-on-input", "error", "`holdback` in an input block: only answers are streamed"
+)
 GUARD_DUPLICATE = _rule(
     "W301",
     "guardrail/duplicate-guard",
@@ -125,6 +128,12 @@ PATTERN_EVERYTHING = _rule(
 )
 PATTERN_NOTHING = _rule(
     "W307", "pattern/matches-nothing", "warning", "a custom pattern that can never match inside a message"
+)
+STREAM_BUFFERS = _rule(
+    "W308",
+    "guardrail/stream-waits-for-the-end",
+    "note",
+    "an output rule that redacts with a whole-text detector: a streamed answer is held until it ends",
 )
 
 GUARD_OFF = _rule("W302", "guardrail/guard-off", "warning", "a guard at `off` does nothing")

@@ -171,18 +171,44 @@ def group_rules(rules: tuple[GuardRule, ...]) -> tuple[Group, ...]:
     return tuple((det, roles, tuple(members)) for det, roles, members in groups.values())
 
 
+def resolve(members: tuple[GuardRule, ...], findings: list[Finding], out: list[Hit]) -> None:
+    """Append each finding's hits: the strictest enforced rule that fires on it, and the strictest shadow one."""
+    if len(members) == 1:
+        rule = members[0]
+        out.extend(Hit(rule, f, rule.action) for f in findings if rule.fires_on(f))
+        return
+    for finding in findings:
+        enforced: GuardRule | None = None
+        shadow: GuardRule | None = None
+        for rule in members:
+            if not rule.fires_on(finding):
+                continue
+            if rule.shadow:
+                if shadow is None or RANK[rule.action] > RANK[shadow.action]:
+                    shadow = rule
+            elif enforced is None or RANK[rule.action] > RANK[enforced.action]:
+                enforced = rule
+        if enforced is not None:
+            out.append(Hit(enforced, finding, enforced.action))
+        if shadow is not None:
+            out.append(Hit(shadow, finding, shadow.action))
+
+
 @dataclass(frozen=True, slots=True)
 class GuardPipeline:
     direction: ast.Direction
     rules: tuple[GuardRule, ...]
     block_message: Template | None = None
     app: str = ""
+    holdback: ast.Holdback | None = None  # output: the bound on how long a stream may be held back
     groups: tuple[Group, ...] = field(init=False, repr=False, compare=False)
     # Short texts no rule found anything in, per role: field names, tool names, enum-like values and ids
     # recur on every request of an app, and every string of a body is a slot now (P13). Detectors are
     # pure functions of (text, role) when there is no grounding, so a clean answer can be remembered.
     # bench/RESULTS.md, "Every field": 17 of a typical body's 21 slots are such strings.
     clean: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # What the streams of this pipeline share, built on the first one (engine/streaming.py's plan).
+    streams: dict[object, object] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def enforcing(self) -> bool:
@@ -209,27 +235,8 @@ class GuardPipeline:
             if roles is not None and context.role not in roles:
                 continue
             findings = detector.scan(text, context)
-            if not findings:
-                continue
-            if len(members) == 1:
-                rule = members[0]
-                out.extend(Hit(rule, f, rule.action) for f in findings if rule.fires_on(f))
-                continue
-            for finding in findings:
-                enforced: GuardRule | None = None
-                shadow: GuardRule | None = None
-                for rule in members:
-                    if not rule.fires_on(finding):
-                        continue
-                    if rule.shadow:
-                        if shadow is None or RANK[rule.action] > RANK[shadow.action]:
-                            shadow = rule
-                    elif enforced is None or RANK[rule.action] > RANK[enforced.action]:
-                        enforced = rule
-                if enforced is not None:
-                    out.append(Hit(enforced, finding, enforced.action))
-                if shadow is not None:
-                    out.append(Hit(shadow, finding, shadow.action))
+            if findings:
+                resolve(members, findings, out)
         if remember and not out:
             if len(self.clean) >= CLEAN_ENTRIES:
                 self.clean.clear()  # bounded: a burst of distinct ids cannot grow it without end
@@ -367,7 +374,7 @@ def compile_pipeline(
     detectors = {base: _detector(base, guards, custom, cache) for base, guards in scopes.items()}
     rules = tuple(_rule(g, detectors[_base_key(g, custom)], app_shadow, i) for i, g in enumerate(block.guards))
     message = parse(block.message) if block.message else None
-    return GuardPipeline(direction, rules, message, app_name)
+    return GuardPipeline(direction, rules, message, app_name, block.holdback if direction == "output" else None)
 
 
 def _base_key(guard: ast.Guard, custom: dict[str, ast.CustomDetector]) -> DetectorKey:

@@ -37,8 +37,9 @@ forever), applies. Matching options: `model` (the body's model), `path`,
                and `body` (any JSON value, sent as JSON) or `raw` (text sent as it is, e.g. "[1, NaN]")
     events     streams: `events`, a list of raw SSE texts ("data: {...}\n\n") sent in order, then the end
 
-Any rule may add `delay_s` before it acts. A single request can also carry
-its rule as JSON in the `x-fake-fault` header. Answers: chat echoes the last
+Any rule may add `delay_s` before it acts; a streamed one `interval_s`, a pause between its events
+(a provider that trickles its answer), and `pause_at` / `pause_s`, a longer pause before one event.
+A single request can also carry its rule as JSON in the `x-fake-fault` header. Answers: chat echoes the last
 user message as "fake: <text>" with usage counted in words; embeddings are
 hash-seeded 8-dimensional vectors; `/v1/messages` speaks Anthropic's API.
 
@@ -287,6 +288,10 @@ async def _stream(body: dict[str, Any], rule: dict[str, Any] | None, anthropic: 
             await asyncio.sleep(float(rule.get("delay_s", 3600)) if rule else 0)
         if kind == "malformed" and i == 1:
             chunk = b"data: {not json\n\n"
+        if rule and rule.get("interval_s") and i > 0:  # a trickling provider: one event every interval_s
+            await asyncio.sleep(float(rule["interval_s"]))
+        if rule and rule.get("pause_at") == i:  # and one that stops to think before event `pause_at`
+            await asyncio.sleep(float(rule.get("pause_s", 1.0)))
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 

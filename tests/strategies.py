@@ -248,7 +248,12 @@ def repeated(draw: st.DrawFn, rules: list[ast.Guard], direction: ast.Direction) 
 def guard_blocks(draw: st.DrawFn, direction: ast.Direction, custom: tuple[str, ...] = ()) -> ast.GuardBlock:
     rules = draw(repeated(draw(st.lists(guards(direction, custom), min_size=1, max_size=4)), direction))
     message = draw(st.none() | templates())
-    return ast.GuardBlock(direction, tuple(rules), message)
+    holdback = None
+    if direction == "output" and draw(st.booleans()):  # only answers are streamed (E310 on input)
+        seconds = draw(st.none() | st.sampled_from(DURATIONS))
+        chars = draw(st.none() | st.integers(1, 100_000)) if seconds is not None else draw(st.integers(1, 100_000))
+        holdback = ast.Holdback(seconds, chars)
+    return ast.GuardBlock(direction, tuple(rules), message, holdback=holdback)
 
 
 def _header_name(header: tuple[str, str]) -> str:

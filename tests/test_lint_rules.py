@@ -178,3 +178,27 @@ def test_a_pattern_said_to_match_nothing_matches_no_text(pattern: str) -> None:
         return
     texts = ["", "a", "b", "c", "ab", "ba", "abc", "cab", "aa", "a\nb", "xax"]
     assert all(compiled.search(t) is None for t in texts), (pattern, why)
+
+
+def _output(rules: str) -> str:
+    return f"app a {{\n  env dev; models openai/gpt-4o; max_tokens 100; rate_limit 60/min\n  output {{ {rules} }}\n}}\n"
+
+
+def test_a_whole_text_rule_that_redacts_output_is_noted_as_buffering_streams() -> None:
+    assert _found(_output("pii redact; groundedness redact")) == [("W308", 3)]
+    assert _found(_output("prompt_injection redact threshold 0.8")) == [("W308", 3)]
+    assert _found(_output("groundedness detect; prompt_injection block; pii redact")) == []  # run at the end
+    assert _found(_output("groundedness redact shadow")) == []  # shadow changes nothing: the stream flows
+    assert _found(_app("prompt_injection redact")) == []  # input is never streamed
+    custom = "detector long-id pattern /ID-[0-9]+/\ndetector short-id pattern /ID-[0-9]{6}/\n"
+    assert _found(custom + _output("long-id redact; short-id redact")) == [("W308", 5)]
+
+
+def test_the_catalog_knows_which_builtins_read_the_whole_text() -> None:
+    """dsl cannot import engine: the catalog's flag must agree with each built detector's max_span."""
+    from dsl.catalog import BUILTINS
+    from engine.detectors.registry import build
+
+    for name, spec in BUILTINS.items():
+        guard = ast.Guard(name, "detect", topics=("weather",) if name == "topics" else ())
+        assert spec.whole_text is (build(guard, {}).max_span is None), name

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re2
+
 from dsl import ast
-from engine.detectors.base import ScanContext
-from engine.guards import Redactor, compile_pipeline
+from engine.detectors.base import Finding, ScanContext
+from engine.detectors.pii import RULES
+from engine.detectors.prefixes import prefix_pattern
+from engine.guards import GuardPipeline, GuardRule, Redactor, compile_pipeline
 from engine.streaming import StreamGuard, StreamRestorer
 
 OUT = ScanContext("output")
@@ -67,3 +71,40 @@ def test_restore_across_chunks() -> None:
     text = f"Reply to {tag} today, {tag}."
     out = "".join(restorer.feed(text[i : i + 3]) for i in range(0, len(text), 3)) + restorer.finish()
     assert out == "Reply to bob@corp.io today, bob@corp.io."
+
+
+def test_viable_prefixes_cover_every_prefix_of_a_match() -> None:
+    """prefixes.py: every prefix of a match (and of a match plus `reach` characters) is read as still open."""
+    samples = {"email": "bob.smith@corp.example.io", "phone": " +44 20 7946 0958",
+               "credit_card": " 4111 1111 1111 1111"}  # fmt: skip
+    for rule, _priority in RULES:
+        if rule.type not in samples:
+            continue
+        viable = re2.compile(prefix_pattern(rule.pattern, 2))
+        value = samples[rule.type] + "x."
+        for k in range(len(value) + 1):
+            assert viable.fullmatch(value[:k]) is not None, (rule.type, value[:k])
+        assert viable.fullmatch(samples[rule.type] + ",;:") is None  # three past the match: settled
+
+
+class _Digits:
+    """A detector that cannot say where it is open: runs of 4 to 40 digits."""
+
+    name = "digits"
+    max_span = 40
+
+    def scan(self, text: str, context: ScanContext) -> list[Finding]:
+        return [Finding("digits", "digits", m.start(), m.end()) for m in re2.finditer(r"[0-9]{4,40}", text)]
+
+
+def test_a_detector_without_open_positions_holds_back_its_max_span() -> None:
+    """Correctness never depends on a detector saying where it is open: it falls back to its max_span."""
+    rule = GuardRule("digits", _Digits(), "redact", (), None, False, False, None, ast.Span("t", 1, 1, 1, 1))
+    p = GuardPipeline("output", (rule,))
+    guard = StreamGuard(p, Redactor())
+    sent = guard.feed("calm words. " * 100)
+    assert len(sent) == 1200 - 40 and guard.held == 40
+    text = "order 12345678 and " * 30 + "a long 1234567890123456789012345678901234567890 run"
+    whole = p.run([(OUT, text)], Redactor()).texts[0]
+    for size in (1, 3, 17):
+        assert stream(StreamGuard(p, Redactor()), text, size) == whole

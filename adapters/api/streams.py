@@ -20,6 +20,8 @@ from typing import Any
 import anyio
 import orjson
 
+from adapters.api.coalesce import Coalescer
+from adapters.api.holdback import Ticker
 from adapters.api.responses import Exchange, Receive, error_body
 from adapters.codecs.openai_chat import CHUNK_STRUCTURAL, DELTA_CALLS, DELTA_ROLES, ERROR_SHAPE
 from engine.conversation import Free, guard_tree
@@ -67,12 +69,12 @@ class _Choice:
         self.function_call: JSON | None = None
         self.finished = False
 
-    def feed(self, name: str, text: str) -> tuple[str, Blocked | None]:
+    def feed(self, name: str, text: str, at: float = 0.0) -> tuple[str, Blocked | None]:
         pair = self.guards.get(name)
         if pair is None:
             pair = self.guards[name] = self.make()
         guard, restorer = pair
-        out = guard.feed(text) if guard is not None else text
+        out = guard.feed(text, at) if guard is not None else text
         if guard is not None and guard.blocked is not None:
             return "", guard.blocked
         return (restorer.feed(out) if restorer is not None and out else out), None
@@ -107,6 +109,26 @@ class _Choice:
 
     def outcomes(self) -> list[Outcome]:
         return [o for guard, _ in self.guards.values() if guard is not None for o in guard.outcomes]
+
+    def due(self, wait: float) -> float | None:
+        """When the oldest text any slot holds must go out (`holdback` time bound); None: nothing held."""
+        times = [s for g, _ in self.guards.values() if g is not None and (s := g.held_since) is not None]
+        return min(times) + wait if times else None
+
+    def flush(self, now: float, wait: float) -> tuple[dict[str, str], Blocked | None]:
+        """What each slot that has held text `wait` seconds sends now, scanned as if its text ended here."""
+        out: dict[str, str] = {}
+        for name, (guard, restorer) in self.guards.items():
+            since = guard.held_since if guard is not None else None
+            if guard is None or since is None or since + wait > now:
+                continue
+            text = guard.flush()
+            if guard.blocked is not None:
+                return {}, guard.blocked
+            text = restorer.feed(text) if restorer is not None and text else text
+            if text:
+                out[name] = text
+        return out, None
 
 
 def _merge(into: JSON, frag: JSON) -> JSON:
@@ -201,9 +223,30 @@ async def relay(
             delta[name] = (delta.get(name) or "") + tail
         return True
 
+    wait = pipeline.holdback.seconds if guarded and pipeline.holdback is not None else None
+    ticker = Ticker(wait, lambda: min((d for c in choices.values() if (d := c.due(wait)) is not None),
+                                      default=None), lambda now: flush(now)) if wait else None  # fmt: skip
+    pumping = anyio.CancelScope()  # one per stream: a block found by the ticker's flush ends the pump
+
+    async def flush(now: float) -> bool:
+        """The time bound: send what has waited too long; False when a block ended the stream."""
+        assert ticker is not None and wait is not None
+        for i, c in choices.items():
+            delta, b = c.flush(now, wait)
+            if b is not None:
+                await blocked(b)
+                pumping.cancel()
+                return False
+            if delta:
+                if result.sent is not None and "content" in delta:
+                    result.sent.append(delta["content"])
+                await ex.event({**ticker.head, "object": "chat.completion.chunk",
+                                "choices": [{"index": i, "delta": delta, "finish_reason": None}]})  # fmt: skip
+        return True
+
     async def pump() -> None:
         await ex.start_stream()
-        async for chunk in route:
+        async for chunk in route if ticker is None else ticker.gate(route):
             if active and (b := top_level(chunk)) is not None:
                 await blocked(b)
                 return
@@ -234,7 +277,7 @@ async def relay(
                     if name == "role" and value in DELTA_ROLES:
                         continue
                     if name in _TEXT_FIELDS and isinstance(value, str):
-                        out, b = c.feed(name, value)
+                        out, b = c.feed(name, value, ticker.now if ticker is not None else 0.0)
                     elif name in _TEXT_FIELDS and value is None:
                         continue
                     else:  # any other field: guarded whole, written back under its guarded key
@@ -267,6 +310,9 @@ async def relay(
             if keep:
                 chunk["choices"] = keep
                 await ex.event(chunk)
+        if ticker is not None:  # the rest is the relay's alone
+            ticker.busy = True
+            await ticker.idle()
         for i, c in choices.items():  # upstream ended without a finish_reason: release what is held
             rest: JSON = {}
             if not await release(c, rest):
@@ -286,12 +332,17 @@ async def relay(
                 scope.cancel()
                 return
 
+    direct, writer = ex.send, Coalescer(ex.send)
+    ex.send = writer.send  # a burst of events leaves in one write (adapters/api/coalesce.py)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_disconnect, tg.cancel_scope)
+            tg.start_soon(writer.run)
+            if ticker is not None:
+                tg.start_soon(ticker.run)
             try:
                 left = route.time_left()  # one scope for the request's deadline over the whole stream
-                with anyio.move_on_after(None if left is None else max(left, 0.0)) as deadline:
+                with anyio.move_on_after(None if left is None else max(left, 0.0)) as deadline, pumping:
                     await pump()
                 if deadline.cancelled_caught:
                     raise route.expired()
@@ -306,6 +357,7 @@ async def relay(
                 await ex.end_stream(done=False)
             tg.cancel_scope.cancel()
     finally:
+        ex.send = direct
         await route.aclose()
         for c in choices.values():
             result.outcomes.extend(c.outcomes())

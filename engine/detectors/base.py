@@ -9,7 +9,7 @@ guard pipeline. So a detector reports the same findings whatever its action (P4)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +45,27 @@ class Detector(Protocol):
     @property
     def max_span(self) -> int | None:
         """Longest text a single finding can cover, for streaming holdback; None: unbounded."""
+        ...
+
+
+@runtime_checkable
+class StreamingDetector(Detector, Protocol):
+    """A detector that can say where, at the end of a text, a finding could still be in progress.
+
+    A stream sends everything before that position at once (engine/streaming.py).
+    A detector without these members is held back by its `max_span`, so
+    correctness never depends on a detector implementing them.
+    """
+
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        """(pattern, reach, ignorecase) of every pattern whose matches make findings, for the stream's
+        viable-prefix search (engine/detectors/prefixes.py); `reach`: the characters read past a match.
+        None: the detector cannot say (a stream holds back its max_span)."""
+        ...
+
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
+        """`scan(text)`, and `open_at` (where its patterns could still be matching) moved back as far as
+        the detector needs: before every candidate finding that reaches over it, and before what only
+        the detector knows is open (a PEM block without its END line)."""
         ...

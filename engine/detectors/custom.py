@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import re2
 
 from dsl import ast
 from engine.detectors.base import Finding, ScanContext
+from engine.detectors.prefixes import Unsupported, prefix_pattern
 
 
 class PatternDetector:
@@ -19,6 +22,11 @@ class PatternDetector:
         self.type = spec.type or spec.name
         self._regex = re2.compile(spec.pattern, options)
         self._max_span = _bounded_length(spec.pattern)
+        self._open: tuple[tuple[str, int, bool], ...] | None = None
+        if self._max_span is not None:
+            with contextlib.suppress(Unsupported):  # RE2-only syntax: a stream holds back max_span
+                prefix_pattern(spec.pattern, 1)
+                self._open = ((spec.pattern, 1, spec.ignorecase),)
 
     @property
     def max_span(self) -> int | None:
@@ -30,6 +38,17 @@ class PatternDetector:
             for m in self._regex.finditer(text)
             if m.end() > m.start()
         ]
+
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return self._open
+
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
+        found = self.scan(text, context)
+        for f in reversed(found):  # non-overlapping and sorted: one pass back finds every straddler
+            if f.start < open_at < f.end:
+                open_at = f.start
+        return found, open_at
 
 
 def _bounded_length(pattern: str) -> int | None:

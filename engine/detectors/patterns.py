@@ -21,6 +21,8 @@ from re import _parser as sre_parse  # width bounds only; matching is RE2's
 
 import re2
 
+from engine.detectors.prefixes import OpenPattern, Unsupported, prefix_pattern
+
 # A confirmer gets (text, match) and returns the span to report, or None to drop it;
 # a list when one match holds several findings (two names in one capitalised run).
 Span = tuple[int, int]
@@ -105,6 +107,9 @@ class Rule:
     # Fewest digits a confirmed value has (13 for a card, 7 for a phone number): retries skip
     # the cuts and starts that leave fewer, so a dense run of digits costs no hopeless searches.
     min_digits: int = 0
+    # Characters past the match that the confirmer or the right edge reads: a stream holds a match
+    # back until this many characters follow it (engine/detectors/prefixes.py).
+    reach: int = 2
 
 
 def _options(case_sensitive: bool = True, never_capture: bool = False) -> re2.Options:
@@ -149,6 +154,19 @@ class PatternSet:
         self.max_span: int | None = (
             None if any(w is None for w in widths) else max((w or 0 for w in widths), default=0)
         )
+        self.open_patterns = self._open_patterns()
+
+    def _open_patterns(self) -> tuple[OpenPattern, ...] | None:
+        """The rules as a stream's viable-prefix search reads them (prefixes.py); None when one cannot be
+        rewritten (then a stream holds back max_span)."""
+        if self.max_span is None:
+            return None
+        try:
+            for rule in self.rules:
+                prefix_pattern(rule.pattern, rule.reach)
+        except Unsupported:
+            return None
+        return tuple((r.pattern, r.reach, False) for r in self.rules)
 
     def candidates(self, text: str) -> list[int]:
         """Indices of the rules that match somewhere in `text` (one linear pass)."""
@@ -287,6 +305,21 @@ def shannon_entropy(value: str) -> float:
         counts[ch] = counts.get(ch, 0) + 1
     n = len(value)
     return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def settle(open_at: int, found: Sequence[tuple[int, int, str, int]]) -> int:
+    """`open_at` moved back before every candidate finding that reaches over it.
+
+    A finding before the cut must not overlap one that later text may still
+    change: `drop_overlaps` could keep the other one in the whole text, so the
+    cut never falls inside any candidate, kept or dropped."""
+    moved = True
+    while moved:
+        moved = False
+        for start, end, _type, _priority in found:
+            if start < open_at < end:
+                open_at, moved = start, True
+    return open_at
 
 
 def drop_overlaps(found: list[tuple[int, int, str, int]]) -> list[tuple[int, int, str]]:

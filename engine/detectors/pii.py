@@ -22,7 +22,7 @@ from stdnum import luhn
 from dsl import ast
 from dsl.catalog import PII_DEFAULT_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import PatternSet, Rule, drop_overlaps, expand, search
+from engine.detectors.patterns import PatternSet, Rule, drop_overlaps, expand, search, settle
 from engine.detectors.pii_context import CONTEXT_RULES
 from engine.detectors.placeholders import strip_tags
 from engine.detectors.registry import register
@@ -207,12 +207,23 @@ class PiiDetector:
         return self._set.max_span
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
+        return [Finding("pii", t, s, e) for s, e, t in drop_overlaps(self._found(text))]
+
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return self._set.open_patterns
+
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
+        found = self._found(text)
+        return [Finding("pii", t, s, e) for s, e, t in drop_overlaps(found)], settle(open_at, found)
+
+    def _found(self, text: str) -> list[tuple[int, int, str, int]]:
         found: list[tuple[int, int, str, int]] = []
         for index in self._set.candidates(text):
             type_ = self._set.rules[index].type
             for start, end in self._set.spans(index, text):
                 found.append((start, end, type_, self._priority[index]))
-        return [Finding("pii", t, s, e) for s, e, t in drop_overlaps(found)]
+        return found
 
 
 @register("pii")

@@ -276,6 +276,7 @@ PERSON_RULE = Rule(
     "person",
     _LEFT + r"(?:(?:(" + _STRONG_CUES + r")\s{0,3}|(" + _WEAK_CUES + r")[ \t]{1,3}|(" + _TITLES + r")\s)(" + _NAME + r")|(" + _RUN + r"))",
     _person,
+    reach=66,  # `_peek` reads the 64 characters after a run for its surname
 )
 CONTEXT_RULES: tuple[tuple[Rule, int], ...] = (
     *((r, 6) for r in ADDRESS_RULES),

@@ -15,7 +15,7 @@ import re2
 from dsl import ast
 from dsl.catalog import SAFETY_CATEGORIES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import PatternSet, Rule
+from engine.detectors.patterns import PatternSet, Rule, settle
 from engine.detectors.registry import register
 
 _GROUPS = (
@@ -92,11 +92,25 @@ class SafetyDetector:
 
     def __init__(self, categories: frozenset[str]) -> None:
         self.name = "output_safety"
-        self._set = PatternSet([Rule(c, "(?i)" + p) for c, p in LEXICON if c in categories])
+        # reach 4: `_quoted` reads up to three characters after a phrase
+        self._set = PatternSet([Rule(c, "(?i)" + p, reach=4) for c, p in LEXICON if c in categories])
 
     @property
     def max_span(self) -> int | None:
         return self._set.max_span
+
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return self._set.open_patterns
+
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
+        """A self-harm phrase stays open until the end, reported or not: supportive text anywhere
+        drops it, and a later character can still make or unmake supportive text (`alone` → `alone0`)."""
+        found = self.scan(text, context)
+        for index in self._set.candidates(text):
+            if self._set.rules[index].type == "self_harm":
+                open_at = min(open_at, next(iter(self._set.spans(index, text)), (open_at, 0))[0])
+        return found, settle(open_at, [(f.start, f.end, f.type, 0) for f in found])
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         out: list[Finding] = []

@@ -17,7 +17,7 @@ import re2
 from dsl import ast
 from dsl.catalog import SECRET_TYPES
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import Confirm, PatternSet, Rule, Span, drop_overlaps, expand, shannon_entropy
+from engine.detectors.patterns import Confirm, PatternSet, Rule, Span, drop_overlaps, expand, settle, shannon_entropy
 from engine.detectors.placeholders import is_placeholder
 from engine.detectors.registry import register
 
@@ -70,6 +70,22 @@ def _pem(text: str, m: re2._Match) -> tuple[int, int] | None:
         return start, m.end() + end.end()
     body = _PEM_BODY.match(rest)
     return start, m.end() + (body.end() if body is not None else 0)
+
+
+_PEM_BEGIN = re2.compile(r"-----BEGIN[A-Z0-9 ]{0,24} PRIVATE KEY(?: BLOCK)?-----")
+
+
+def _pem_open(text: str) -> int:
+    """Where an open PEM block starts: a BEGIN line with no END line yet, fewer than _PEM_MAX
+    characters ago (`_pem` reads that far ahead for the END line, so the block may still grow)."""
+    n = len(text)
+    lo = max(0, n - _PEM_MAX)
+    if "-----BEGIN" not in text[lo:]:
+        return n
+    for m in _PEM_BEGIN.finditer(text, lo):
+        if _PEM_END.search(text, m.end(), m.start() + _PEM_MAX) is None:
+            return int(m.start())
+    return n
 
 
 _JWT_MAX = 8192  # longer tokens are still reported; streams hold back this much
@@ -218,6 +234,18 @@ class SecretsDetector:
         return self._max_span
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
+        return [Finding("secrets", t, s, e) for s, e, t in drop_overlaps(self._found(text))]
+
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return _ALL.open_patterns
+
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
+        found = self._found(text)
+        open_at = settle(min(open_at, _pem_open(text)), found)
+        return [Finding("secrets", t, s, e) for s, e, t in drop_overlaps(found)], open_at
+
+    def _found(self, text: str) -> list[tuple[int, int, str, int]]:
         found: list[tuple[int, int, str, int]] = []
         for index in _ALL.candidates(text):
             rule = _ALL.rules[index]
@@ -225,7 +253,7 @@ class SecretsDetector:
                 continue
             for start, end in _ALL.spans(index, text):
                 found.append((start, end, rule.type, _PRIORITY[index]))
-        return [Finding("secrets", t, s, e) for s, e, t in drop_overlaps(found)]
+        return found
 
 
 @register("secrets")

@@ -13,7 +13,7 @@ import re2
 
 from dsl import ast
 from engine.detectors.base import Detector, Finding, ScanContext
-from engine.detectors.patterns import PatternSet, Rule
+from engine.detectors.patterns import PatternSet, Rule, settle
 from engine.detectors.registry import register
 
 
@@ -60,6 +60,14 @@ class TopicsDetector:
     @property
     def max_span(self) -> int | None:
         return self._set.max_span if self._set is not None else 0
+
+    @property
+    def open_patterns(self) -> tuple[tuple[str, int, bool], ...] | None:
+        return () if self._set is None else self._set.open_patterns
+
+    def scan_open(self, text: str, context: ScanContext, open_at: int) -> tuple[list[Finding], int]:
+        found = self.scan(text, context)
+        return found, settle(open_at, [(f.start, f.end, f.type, 0) for f in found])
 
     def scan(self, text: str, context: ScanContext) -> list[Finding]:
         if self._set is None:
