@@ -33,3 +33,21 @@ ERROR_TYPES = {
     503: "api_error",
     504: "timeout_error",
 }
+
+
+# Anthropic's error `type` for each status (docs.anthropic.com/en/api/errors), on `/v1/messages`.
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
