@@ -41,7 +41,7 @@ from adapters.jsonwire import dumps
 from dsl.diagnostics import PolicyError
 from engine.conversation import guard_tree
 from engine.decision import Allow, Deny
-from engine.errors import guardrail_blocked
+from engine.errors import MODEL_NOT_FOUND, guardrail_blocked
 from engine.evaluator import evaluate
 from engine.keys import KeyRecord
 from engine.offload import run_off_loop
@@ -460,8 +460,8 @@ class GatewayApp:
         wanted = scope["path"][len(MODEL_PREFIX):]
         found = next((m for m in orjson.loads(listing)["data"] if m["id"] == wanted), None)
         if found is None:
-            await ex.error("model_not_found", 404, f"The model '{wanted}' does not exist or is not served to this "
-                           "app.", "model")  # fmt: skip
+            await ex.error(*MODEL_NOT_FOUND, f"The model '{wanted}' does not exist or is not served to this app.",
+                           "model")  # fmt: skip
             return
         await ex.json(200, found)
 

@@ -13,6 +13,7 @@ UPSTREAM_RATE_LIMITED = ("upstream_rate_limited", 429)  # every candidate left w
 REQUEST_TIMEOUT = ("request_timeout", 504)
 INVALID_REQUEST = ("invalid_request", 400)
 BODY_TOO_LARGE = ("invalid_request", 413)
+MODEL_NOT_FOUND = ("model_not_found", 404)  # GET /v1/models/{id} for an id the key's app is not served
 
 
 def guardrail_blocked(detector: str) -> tuple[str, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -52,14 +53,22 @@ app gw-limited {
   models     echo
   rate_limit 1/min
 }
+app gw-agent {
+  env    test
+  models claude, gpt, echo
+  input  { secrets redact; pii redact }
+  output { secrets redact; pii redact }
+}
 """
+SESSION = Path(__file__).parent / "data" / "claude_code_session.json"
 TOOLS: list[Any] = [{"name": "get_weather", "description": "Weather for a city",
                      "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, fake_upstream_server: FakeUpstream) -> Iterator[Gateway]:
-    gw = start_gateway(tmp_path_factory.mktemp("gw"), fake_upstream_server.url, policy=POLICY)
+    gw = start_gateway(tmp_path_factory.mktemp("gw"), fake_upstream_server.url, policy=POLICY,
+                       apps=("gw-test", "gw-limited", "gw-agent"))
     yield gw
     gw.stop()
 
@@ -338,3 +347,71 @@ def test_translation_refuses_an_errored_tool_result(client: anthropic.Anthropic)
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "boom",
                                           "is_error": True}]}])
     assert "messages[2].content[0].is_error" in exc.value.message
+
+
+# ── a coding agent's session (recorded in Claude Code's shape) ─────────
+
+
+def _sse(body: bytes) -> list[dict[str, Any]]:
+    out = []
+    for piece in body.split(b"\n\n"):
+        lines = dict(line.split(b": ", 1) for line in piece.split(b"\n") if b": " in line)
+        if b"data" in lines:
+            out.append(json.loads(lines[b"data"]))
+    return out
+
+
+def test_a_claude_code_session_goes_through_unchanged_but_for_what_policy_redacts(
+        gateway: Gateway, fake_upstream: FakeUpstream) -> None:
+    """System blocks with cache_control, tools, thinking with signatures, tool_use/tool_result turns, streaming:
+    the upstream receives each body exactly as the agent sent it, but for the secret in a tool result."""
+    session = json.loads(SESSION.read_text())
+    secret = session["secret"]
+    headers = {**session["headers"], "x-api-key": gateway.keys["gw-agent"]}
+    for n, body in enumerate(session["requests"]):
+        fake_upstream.reset()
+        r = httpx.post(f"{gateway.v1}/messages", json=body, headers=headers, timeout=15)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "text/event-stream" and r.headers["x-ghat-provider"] == "claude"
+        events = _sse(r.content)
+        assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+        row = fake_upstream.requests("/v1/messages")[-1]
+        expected = json.loads(json.dumps({**body, "model": "claude-test"}).replace(secret, "[AWS_ACCESS_KEY_ID_1]"))
+        assert row["body"] == expected, f"request {n}"
+        assert secret not in json.dumps(row["body"])
+        assert row["headers"]["anthropic-beta"] == session["headers"]["anthropic-beta"]
+        assert not any(h.startswith("x-ghat") for h in row["headers"])
+        assert r.headers["x-ghat-guardrails"] == ("secrets" if secret in json.dumps(body) else "")
+
+
+# ── chat through the anthropic provider: no silent drops ───────────────
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"n": 2}, "n"),
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"logprobs": True}, "logprobs"),
+])
+def test_chat_to_an_anthropic_provider_refuses_what_it_would_drop(gateway: Gateway, fake_upstream: FakeUpstream,
+                                                                  extra: dict[str, Any], field: str) -> None:
+    r = httpx.post(f"{gateway.v1}/chat/completions", headers={"authorization": f"Bearer {gateway.keys['gw-test']}"},
+                   json={"model": "claude", "messages": [{"role": "user", "content": "hi"}], **extra})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["type"] == "invalid_request_error" and f"'{field}'" in r.json()["error"]["message"]
+    assert fake_upstream.requests() == []
+    ok = httpx.post(f"{gateway.v1}/chat/completions", headers={"authorization": f"Bearer {gateway.keys['gw-test']}"},
+                    json={"model": "claude", "messages": [{"role": "user", "content": "hi"}], "n": 1,
+                          "response_format": {"type": "text"}})
+    assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "fake: hi"
+
+
+def test_model_by_id(gateway: Gateway) -> None:
+    auth = {"authorization": f"Bearer {gateway.keys['gw-test']}"}
+    r = httpx.get(f"{gateway.v1}/models/claude", headers=auth)
+    assert r.status_code == 200 and r.json() == {"id": "claude", "object": "model", "created": 0, "owned_by": "ghat",
+                                                 "kind": "chat"}
+    missing = httpx.get(f"{gateway.v1}/models/gpt-9", headers=auth)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == {"message": "The model 'gpt-9' does not exist or is not served to this app.",
+                                       "type": "not_found_error", "param": "model", "code": "model_not_found"}
+    assert httpx.get(f"{gateway.v1}/models/claude").status_code == 401
