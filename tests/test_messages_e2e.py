@@ -415,3 +415,17 @@ def test_model_by_id(gateway: Gateway) -> None:
     assert missing.json()["error"] == {"message": "The model 'gpt-9' does not exist or is not served to this app.",
                                        "type": "not_found_error", "param": "model", "code": "model_not_found"}
     assert httpx.get(f"{gateway.v1}/models/claude").status_code == 401
+
+
+def test_a_900_kb_image_fits_the_default_body_limit_and_a_larger_body_gets_413(client: anthropic.Anthropic) -> None:
+    import base64
+    import os
+
+    image = base64.b64encode(os.urandom(900_000)).decode()  # 1.2 MB as base64, as clients send it
+    msg = client.messages.create(model="echo", max_tokens=20, messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": image}},
+        {"type": "text", "text": "what is this?"}]}])
+    assert msg.content[0].text == "echo: what is this?"  # type: ignore[union-attr]
+    with pytest.raises(anthropic.ContentTooLargeError) as exc:
+        client.messages.create(model="echo", max_tokens=20, messages=[{"role": "user", "content": "x" * (9 << 20)}])
+    assert exc.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
