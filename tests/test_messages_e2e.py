@@ -429,3 +429,37 @@ def test_a_900_kb_image_fits_the_default_body_limit_and_a_larger_body_gets_413(c
     with pytest.raises(anthropic.ContentTooLargeError) as exc:
         client.messages.create(model="echo", max_tokens=20, messages=[{"role": "user", "content": "x" * (9 << 20)}])
     assert exc.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
+
+
+def _logged(gateway: Gateway, rid: str) -> dict[str, Any]:
+    import subprocess
+    import sys
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:  # records are written off the hot path: poll briefly
+        out = subprocess.run([sys.executable, "-m", "cli.main", "logs", "show", rid, "--data-dir",
+                              str(gateway.data_dir)], capture_output=True, text=True, timeout=30,
+                             cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+        if out.returncode == 0 or time.monotonic() > deadline:
+            assert out.returncode == 0, out.stderr
+            return dict(json.loads(out.stdout))
+        time.sleep(0.2)
+
+
+def test_messages_are_logged_with_usage_cost_and_metadata_like_chat(client: anthropic.Anthropic,
+                                                                     gateway: Gateway) -> None:
+    args: dict[str, Any] = {"model": "claude", "max_tokens": 50,
+                            "messages": [{"role": "user", "content": "one two three"}],
+                            "extra_headers": {"x-ghat-operation": "review"}}
+    plain = client.messages.with_raw_response.create(**args)
+    with client.messages.with_streaming_response.create(**args, stream=True) as streamed:
+        streamed.read()
+    for raw, stream in ((plain, False), (streamed, True)):
+        record = _logged(gateway, raw.headers["x-request-id"])
+        assert (record["endpoint"], record["stream"], record["status"]) == ("messages", stream, 200)
+        assert (record["provider"], record["upstream_model"], record["usage_source"]) == (
+            "claude", "claude-test", "provider")
+        assert (record["prompt_tokens"], record["completion_tokens"]) == (3, 4)  # "fake: one two three"
+        assert record["cost_usd"] == pytest.approx((3 * 3 + 4 * 15) / 1e6)
+        assert record["metadata"] == {"operation": "review"} and record["max_tokens"] == 50
