@@ -50,12 +50,17 @@ _CITATIONS = Free("annotation")
 
 
 def _source(text_role: str | None) -> Shape:
-    """An image or document `source`: base64 data, a URL, plain text or content blocks."""
-    return Obj({"type": Enum(frozenset({"base64", "url", "text", "content", "file"})), "media_type": Enum(MEDIA_TYPES),
-                "data": OneOf({str: Text("binary")}), "url": Text("image_url"), "file_id": Text("name"),
-                "content": OneOf({str: Text("document", text_role),
-                                  list: ListOf(Obj({"type": _TYPE, "text": Text("document", text_role)},
-                                                   rest=Free("unknown")))})})  # fmt: skip
+    """An image or document `source`, by its type: base64 data, a URL, plain text, content blocks or a file id."""
+    kind = Enum(frozenset({"base64", "url", "text", "content", "file"}))
+    return Tagged("type", {
+        "base64": Obj({"type": kind, "media_type": Enum(MEDIA_TYPES), "data": Text("binary")}),
+        "url": Obj({"type": kind, "url": Text("image_url")}),
+        "text": Obj({"type": kind, "media_type": Enum(MEDIA_TYPES), "data": Text("document", text_role)}),
+        "content": Obj({"type": kind, "content": OneOf({
+            str: Text("document", text_role),
+            list: ListOf(Obj({"type": _TYPE, "text": Text("document", text_role)}, rest=Free("unknown")))})}),
+        "file": Obj({"type": kind, "file_id": Text("name")}),
+    }, Free("unknown"))  # fmt: skip
 
 
 def _leaf_blocks(role: str | None) -> dict[str, Shape]:
