@@ -463,3 +463,43 @@ def test_messages_are_logged_with_usage_cost_and_metadata_like_chat(client: anth
         assert (record["prompt_tokens"], record["completion_tokens"]) == (3, 4)  # "fake: one two three"
         assert record["cost_usd"] == pytest.approx((3 * 3 + 4 * 15) / 1e6)
         assert record["metadata"] == {"operation": "review"} and record["max_tokens"] == 50
+
+
+# ── a hostile or broken Anthropic upstream ─────────────────────────────
+
+
+@pytest.mark.parametrize("body", [
+    {"type": "error", "error": {"type": "api_error", "message": "x"}},
+    {"type": "message", "content": "not a list"},
+    {"type": "message", "content": [1, 2]},
+    [1, 2, 3],
+])  # fmt: skip
+def test_a_native_answer_of_the_wrong_shape_is_a_502(client: anthropic.Anthropic, fake_upstream: FakeUpstream,
+                                                     body: Any) -> None:
+    fake_upstream.fault("reply", body=body, stream=False)
+    with pytest.raises(anthropic.InternalServerError) as exc:
+        client.messages.create(model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    # malformed is retryable (P8: 503 once no candidate is left), a wrong field type is not (502)
+    assert exc.value.status_code in (502, 503)
+    assert exc.value.body["error"]["type"] in ("api_error", "overloaded_error")  # type: ignore[index]
+
+
+def test_a_native_stream_that_breaks_ends_with_an_error_event(client: anthropic.Anthropic,
+                                                              fake_upstream: FakeUpstream) -> None:
+    start = {"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "model": "c",
+                                                  "content": [], "usage": {"input_tokens": 1, "output_tokens": 1}}}
+    broken = [
+        [start, {"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t",
+                                                                             "name": "f", "input": {}}},
+         {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{oops"}},
+         {"type": "content_block_stop", "index": 0}],  # tool input that is not JSON
+        [start, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}],
+        [start, {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}],  # cut
+    ]
+    for events in broken:
+        fake_upstream.reset()
+        fake_upstream.fault("events", events=_events(*events), stream=True)
+        with pytest.raises(anthropic.APIStatusError), client.messages.stream(
+                model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}]) as stream:
+            for _ in stream:
+                pass
