@@ -41,7 +41,7 @@ from adapters.jsonwire import dumps
 from dsl.diagnostics import PolicyError
 from engine.conversation import guard_tree
 from engine.decision import Allow, Deny
-from engine.errors import MODEL_NOT_FOUND, guardrail_blocked
+from engine.errors import MODEL_NOT_FOUND, OVERLOADED, ROUTE_UNAVAILABLE, guardrail_blocked
 from engine.evaluator import evaluate
 from engine.keys import KeyRecord
 from engine.offload import run_off_loop
@@ -309,7 +309,10 @@ class GatewayApp:
             message = guarded.body if guarded.blocked is None else (
                 f"The provider answered {err.upstream_status or err.status}; its message was withheld by the "
                 "output guardrails.")  # fmt: skip
-        await self._fail(gw, served, ex, err.code, err.status, message, None, err.retry_after)
+        status = err.status
+        if ex.endpoint == "messages" and err.upstream_status == OVERLOADED and err.code == ROUTE_UNAVAILABLE[0]:
+            status = OVERLOADED  # Anthropic's own "overloaded": its clients know it (ghat has spent its retries)
+        await self._fail(gw, served, ex, err.code, status, message, None, err.retry_after)
 
     # ── endpoints ────────────────────────────────────────────────────────
     async def llm(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:

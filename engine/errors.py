@@ -14,6 +14,7 @@ REQUEST_TIMEOUT = ("request_timeout", 504)
 INVALID_REQUEST = ("invalid_request", 400)
 BODY_TOO_LARGE = ("invalid_request", 413)
 MODEL_NOT_FOUND = ("model_not_found", 404)  # GET /v1/models/{id} for an id the key's app is not served
+OVERLOADED = 529  # Anthropic's status for an overloaded provider, kept on /v1/messages as route_unavailable's status
 
 
 def guardrail_blocked(detector: str) -> tuple[str, int]:

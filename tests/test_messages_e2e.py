@@ -503,3 +503,11 @@ def test_a_native_stream_that_breaks_ends_with_an_error_event(client: anthropic.
                 model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}]) as stream:
             for _ in stream:
                 pass
+
+
+def test_an_overloaded_anthropic_upstream_stays_a_529(client: anthropic.Anthropic, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.fault("status", status=529, times=1, message="Overloaded")
+    with pytest.raises(anthropic.OverloadedError) as exc:
+        client.messages.create(model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert exc.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    assert exc.value.response.headers["x-should-retry"] == "false"  # ghat spent its own retries
