@@ -112,7 +112,8 @@ class _Route:
         return None
 
 
-def stream_through(pipeline: GuardPipeline, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+def stream_through(pipeline: GuardPipeline, events: list[dict[str, Any]], redactor: Redactor | None = None,
+                   restore: frozenset[str] = frozenset()) -> tuple[list[dict[str, Any]], Any]:
     """Relay `events` as the server would; returns the events the caller got and what the relay reported."""
     sent: list[bytes] = []
 
@@ -127,7 +128,7 @@ def stream_through(pipeline: GuardPipeline, events: list[dict[str, Any]]) -> tup
     async def main() -> Any:
         ex = Exchange(send, "rid", "v", "messages")
         return await relay_messages(ex, _Route(events), receive, pipeline=pipeline,  # type: ignore[arg-type]
-                                    redactor=Redactor().for_output(), grounding=(), restore=frozenset())
+                                    redactor=(redactor or Redactor()).for_output(), grounding=(), restore=restore)
 
     outcome = anyio.run(main)
     out = []
@@ -172,3 +173,16 @@ def test_streamed_tool_input_split_inside_a_secret_is_redacted_and_stays_json(po
     (block,) = reassembled(events)
     assert block["input"]["to"].startswith("[EMAIL") and "[AWS" in block["input"]["note"]
     assert leaks(events) == []
+
+
+def test_restore_puts_the_callers_own_value_back_across_event_boundaries(policy: CompiledPolicy) -> None:
+    """`restore` on a Messages stream: a placeholder split over deltas becomes the caller's value again."""
+    input_side = Redactor()
+    tag = input_side.placeholder("email", "mine@example.com")
+    message = {"id": "m", "type": "message", "role": "assistant", "model": "x", "stop_reason": "end_turn",
+               "stop_sequence": None, "usage": {},
+               "content": [{"type": "text", "text": f"write to {tag}, not to other@example.com"}]}
+    events, _ = stream_through(policy.apps["redacting"].output, message_events(message, [11, 13, 15]), input_side,
+                               frozenset({"email"}))
+    (block,) = reassembled(events)
+    assert block["text"].startswith("write to mine@example.com, not to [EMAIL_2]")
