@@ -511,3 +511,47 @@ def test_an_overloaded_anthropic_upstream_stays_a_529(client: anthropic.Anthropi
         client.messages.create(model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert exc.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
     assert exc.value.response.headers["x-should-retry"] == "false"  # ghat spent its own retries
+
+
+# ── the same client calls on every route: mock, translated, native ─────
+
+
+@pytest.mark.parametrize("model", ["echo", "gpt", "claude"])
+def test_the_sdk_surface_on_every_route(gateway: Gateway, client: anthropic.Anthropic, fake_upstream: FakeUpstream,
+                                        model: str) -> None:
+    """create (plain and stream=True), messages.stream, count_tokens, a tool_use/tool_result turn and the
+    exception classes, against the mock, an OpenAI upstream (translated) and an Anthropic upstream (native)."""
+    prefix = "echo: " if model == "echo" else "fake: "
+    msgs: list[Any] = [{"role": "user", "content": "two words"}]
+    plain = client.messages.create(model=model, max_tokens=50, messages=msgs)
+    assert plain.content[0].text == prefix + "two words"  # type: ignore[union-attr]
+    streamed = "".join(e.delta.text for e in client.messages.create(model=model, max_tokens=50, messages=msgs,
+                                                                    stream=True)
+                       if e.type == "content_block_delta" and e.delta.type == "text_delta")  # fmt: skip
+    assert streamed.strip() == prefix + "two words"
+    with client.messages.stream(model=model, max_tokens=50, messages=msgs) as s:
+        assert s.get_final_message().content[0].text.strip() == prefix + "two words"  # type: ignore[union-attr]
+    assert client.messages.count_tokens(model=model, messages=msgs).input_tokens == 2
+    turn: list[Any] = [*msgs, {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "snow"}]}]
+    fake_upstream.reset()
+    answer = client.messages.create(model=model, max_tokens=50, tools=TOOLS, messages=turn)
+    assert answer.stop_reason == "end_turn"
+    if model == "gpt":
+        assert _sent(fake_upstream, "/v1/chat/completions")["messages"][-1] == {
+            "role": "tool", "tool_call_id": "toolu_1", "content": "snow"}
+    elif model == "claude":
+        assert _sent(fake_upstream, "/v1/messages")["messages"] == turn
+    bad = anthropic.Anthropic(base_url=gateway.base, api_key="ghat_test_wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError):
+        bad.messages.create(model=model, max_tokens=10, messages=msgs)
+    with pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.create(model=model, max_tokens=10, messages=[{"role": "user", "content": "FORBIDDEN-1234"}])
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.create(model=model, max_tokens=0, messages=msgs)
+    if model != "echo":  # the mock has no rate limit of its own: gw-limited's limit is tested above
+        fake_upstream.fault("status", status=429, retry_after="2", times=1)
+        with pytest.raises(anthropic.RateLimitError) as e429:
+            client.messages.create(model=model, max_tokens=10, messages=msgs)
+        assert e429.value.response.headers["retry-after"] == "2"
