@@ -70,6 +70,28 @@ def _check_honourable(body: JSON) -> None:
                       "tool whose input_schema is the schema")
     if body.get("logprobs") or body.get("top_logprobs"):
         raise _refuse("logprobs", "Anthropic does not return token log probabilities")
+    for name, why in _NO_EQUIVALENT.items():
+        value = body.get(name)
+        if value not in (None, 0, 0.0, {}, [], ["text"]):
+            raise _refuse(name, why)
+    for k, tool in enumerate(body.get("tools") or ()):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise _refuse(f"tools[{k}]", "only function tools translate to Anthropic tools")
+
+
+# Chat parameters that change the answer and that the Messages API cannot express (fields that only tag or
+# route a request on OpenAI's side, such as `store`, `metadata` or `service_tier`, have no effect on it).
+_NO_EQUIVALENT = {
+    "seed": "Anthropic has no sampling seed",
+    "presence_penalty": "Anthropic has no presence penalty",
+    "frequency_penalty": "Anthropic has no frequency penalty",
+    "logit_bias": "Anthropic has no logit bias",
+    "audio": "Anthropic does not answer with audio",
+    "modalities": "Anthropic answers with text only",
+    "prediction": "Anthropic has no predicted outputs",
+    "reasoning_effort": "set the thinking budget on an Anthropic model through /v1/messages instead",
+    "web_search_options": "Anthropic's web search is a server tool of /v1/messages",
+}
 
 
 def to_messages(body: JSON) -> JSON:
@@ -132,6 +154,9 @@ def to_messages(body: JSON) -> JSON:
             out["tool_choice"] = {"type": "none"}
         elif isinstance(choice, dict) and choice.get("function"):
             out["tool_choice"] = {"type": "tool", "name": choice["function"].get("name", "")}
+        current = out.get("tool_choice", {"type": "auto"})
+        if body.get("parallel_tool_calls") is False and current["type"] != "none":  # one tool call at a time
+            out["tool_choice"] = {**current, "disable_parallel_tool_use": True}
     return out
 
 

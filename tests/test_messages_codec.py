@@ -184,3 +184,21 @@ def test_chat_chunks_become_typed_events_in_order() -> None:
         "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
     assert [e.get("index") for e in events[1:8]] == [0, 0, 0, 0, 1, 1, 1]
     assert events[-2]["delta"]["stop_reason"] == "tool_use" and events[-2]["usage"]["output_tokens"] == 3
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"n": 3}, "'n'"), ({"response_format": {"type": "json_schema", "json_schema": {}}}, "'response_format'"),
+    ({"seed": 7}, "'seed'"), ({"presence_penalty": 0.5}, "'presence_penalty'"), ({"logit_bias": {"1": 2}},
+                                                                                 "'logit_bias'"),
+    ({"modalities": ["text", "audio"]}, "'modalities'"), ({"tools": [{"type": "custom", "custom": {}}]}, "'tools[0]'"),
+])  # fmt: skip
+def test_chat_to_anthropic_refuses_what_messages_cannot_express(extra: dict[str, Any], field: str) -> None:
+    from adapters.anthropic import to_messages
+
+    with pytest.raises(ProviderError) as exc:
+        to_messages({"model": "m", "messages": [{"role": "user", "content": "x"}], **extra})
+    assert exc.value.status == 400 and field in exc.value.message
+    fine = to_messages({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 1, "seed": None,
+                        "presence_penalty": 0, "modalities": ["text"], "store": True, "parallel_tool_calls": False,
+                        "tools": [{"type": "function", "function": {"name": "f"}}]})
+    assert fine["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
