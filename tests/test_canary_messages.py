@@ -186,3 +186,16 @@ def test_restore_puts_the_callers_own_value_back_across_event_boundaries(policy:
                                frozenset({"email"}))
     (block,) = reassembled(events)
     assert block["text"].startswith("write to mine@example.com, not to [EMAIL_2]")
+
+
+def test_a_block_the_upstream_never_stops_is_still_guarded_and_released(policy: CompiledPolicy) -> None:
+    message = {"id": "m", "type": "message", "role": "assistant", "model": "x", "stop_reason": "tool_use",
+               "stop_sequence": None, "usage": {},
+               "content": [{"type": "text", "text": f"mail {CANARIES[1]}"},
+                           {"type": "tool_use", "id": "t", "name": "f", "input": {"k": CANARIES[0]}}]}
+    events = [e for e in message_events(message, [3]) if e["type"] != "content_block_stop"]
+    got, outcome = stream_through(policy.apps["redacting"].output, events)
+    assert outcome.error_code is None and leaks(got) == []
+    text, tool = reassembled(got)
+    assert text["text"] == "mail [EMAIL_1]" and tool["input"] == {"k": "[AWS_ACCESS_KEY_ID_1]"}
+    assert [e["type"] for e in got][-3:] == ["content_block_stop", "message_delta", "message_stop"]

@@ -138,7 +138,7 @@ async def relay_messages(
         body = event.get("delta")
         kind = body.get("type") if isinstance(body, dict) else None
         if state is not None and isinstance(body, dict):
-            if kind in ("text_delta", "thinking_delta") and state.kind in _TEXT_FIELD:
+            if state.kind in _TEXT_FIELD and kind == f"{_TEXT_FIELD[state.kind]}_delta":
                 text = body.get(_TEXT_FIELD[state.kind])
                 out, b = feed(state, text if isinstance(text, str) else "")
                 await text_delta(index, state, out)
@@ -201,6 +201,10 @@ async def relay_messages(
             return await delta(index, event)
         if kind == "content_block_stop":
             return await stop(index, event)
+        if kind in ("message_delta", "message_stop"):  # a block the upstream never stopped: release it first
+            for open_index in sorted(blocks):
+                if (b := await stop(open_index, {})) is not None:
+                    return b
         node, b = whole(event, _MESSAGE_DELTA if kind == "message_delta" else _STRUCTURAL_EVENT)
         if b is None:
             await ex.named_event(str(node.get("type", "unknown")), node)
