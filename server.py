@@ -25,7 +25,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import orjson
@@ -47,7 +47,7 @@ from engine.keys import KeyRecord
 from engine.offload import run_off_loop
 from engine.ports import JSON, Usage
 from engine.records import GuardrailRecord, LogRecord
-from engine.request import EvalContext
+from engine.request import Endpoint, EvalContext
 from engine.router import RouteError
 from engine.usage import cost_of, count_tokens
 
@@ -481,13 +481,13 @@ class GatewayApp:
 
     async def dry_run(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive,
                       headers: dict[str, str]) -> None:
-        """The decision and its trace for a chat or embeddings body; nothing is dispatched or rate-limited."""
+        """The decision and its trace for a body of any endpoint (`?endpoint=`); nothing is dispatched or limited."""
         served = gw.served
         try:
             raw = await self._body(scope, receive, headers)
             key = self._key(gw, headers)
             body = load_json(raw)
-            req = decode(body, headers)
+            req = decode(body, headers, _dry_run_endpoint(scope))
         except BadRequest as err:
             await ex.error("invalid_request", err.status, err.message, err.param)
             return
@@ -526,6 +526,17 @@ class GatewayApp:
         text += (f"# TYPE ghat_policy_reloads_total counter\nghat_policy_reloads_total {gw.reloads}\n"
                  f'# TYPE ghat_policy_info gauge\nghat_policy_info{{version="{gw.served.policy.version}"}} 1\n')
         await ex.text(200, text, b"text/plain; version=0.0.4; charset=utf-8")
+
+
+def _dry_run_endpoint(scope: Scope) -> Endpoint | None:
+    """`/v1/ghat/evaluate?endpoint=messages`: the codec a dry run decodes with (None: guessed from the body)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    named = next((v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "endpoint"), None)
+    if named is None:
+        return None
+    if named not in CODECS:
+        raise BadRequest(f"endpoint must be one of {', '.join(CODECS)}, not '{named[:40]}'.", param="endpoint")
+    return cast(Endpoint, named)
 
 
 def _count(texts: list[str]) -> int:

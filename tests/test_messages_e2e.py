@@ -555,3 +555,16 @@ def test_the_sdk_surface_on_every_route(gateway: Gateway, client: anthropic.Anth
         with pytest.raises(anthropic.RateLimitError) as e429:
             client.messages.create(model=model, max_tokens=10, messages=msgs)
         assert e429.value.response.headers["retry-after"] == "2"
+
+
+def test_dry_run_of_a_messages_body(gateway: Gateway, fake_upstream: FakeUpstream) -> None:
+    auth = {"authorization": f"Bearer {gateway.keys['gw-test']}"}
+    body = {"model": "claude", "max_tokens": 999, "system": "s", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": f"key {AWS_KEY}"}]}]}
+    out = httpx.post(f"{gateway.v1}/ghat/evaluate?endpoint=messages", headers=auth, json=body).json()
+    assert out["decision"] == "allow" and out["max_tokens"] == 256
+    assert out["forwarded"]["messages"][0]["content"][0]["text"] == "key [AWS_ACCESS_KEY_ID_1]"
+    assert out["forwarded"]["max_tokens"] == 256 and out["candidates"][0]["model"] == "claude/claude-test"
+    assert fake_upstream.requests() == []
+    bad = httpx.post(f"{gateway.v1}/ghat/evaluate?endpoint=completions", headers=auth, json=body)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "endpoint"
