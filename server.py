@@ -25,34 +25,39 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
+import orjson
 
+from adapters.api.message_streams import relay_messages
 from adapters.api.observe import begin_request
 from adapters.api.responses import Exchange, Message, Receive, Scope, Send, error_body
 from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
-from adapters.codecs import CODECS, BadRequest, decode, load_json, upstream_body
+from adapters.codecs import CODECS, BadRequest, anthropic_messages, decode, load_json, upstream_body
 from adapters.codecs.openai_chat import ERROR_SHAPE, RESPONSE_SHAPES, strip_logprobs
 from adapters.jsonwire import dumps
 from dsl.diagnostics import PolicyError
 from engine.conversation import guard_tree
 from engine.decision import Allow, Deny
-from engine.errors import guardrail_blocked
+from engine.errors import MODEL_NOT_FOUND, OVERLOADED, ROUTE_UNAVAILABLE, guardrail_blocked
 from engine.evaluator import evaluate
 from engine.keys import KeyRecord
 from engine.offload import run_off_loop
 from engine.ports import JSON, Usage
 from engine.records import GuardrailRecord, LogRecord
-from engine.request import EvalContext
+from engine.request import Endpoint, EvalContext
 from engine.router import RouteError
-from engine.usage import cost_of
+from engine.usage import cost_of, count_tokens
 
 log = logging.getLogger("ghat.server")
 # Request ids: 128 random bits from a generator seeded once from the OS, not uuid4's getrandom(2) syscall per
 # request. An id names a request in logs and headers; it is not a secret, so it need not be unpredictable.
 _ids = random.Random()
+_SHAPES = {**RESPONSE_SHAPES, "messages": anthropic_messages.RESPONSE}  # an answer's slots, by endpoint
+COUNT_TOKENS = "/v1/messages/count_tokens"
+MODEL_PREFIX = "/v1/models/"
 
 
 class Disconnected(Exception):
@@ -104,6 +109,7 @@ class GatewayApp:
         self.routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
             **{("POST", codec.path): self.llm for codec in CODECS.values()},
             ("GET", "/v1/models"): self.models,
+            ("POST", COUNT_TOKENS): self.count_tokens,
             ("POST", "/v1/ghat/evaluate"): self.dry_run,
             ("GET", "/healthz"): self.healthz,
             ("GET", "/readyz"): self.readyz,
@@ -111,6 +117,7 @@ class GatewayApp:
         }
         self.paths = {p for _, p in self.routes}
         self.endpoints = {codec.path: codec.endpoint for codec in CODECS.values()}
+        self.endpoints[COUNT_TOKENS] = "messages"  # answered in the Messages dialect, errors included
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -124,6 +131,8 @@ class GatewayApp:
         begin_request(headers.get("x-request-id"))  # the caller's own id goes into the record, beside ours
         ex = Exchange(send, rid, gw.served.policy.version if gw else "", self.endpoints.get(scope["path"], ""))
         handler = self.routes.get((scope["method"], scope["path"]))
+        if handler is None and scope["method"] == "GET" and scope["path"].startswith(MODEL_PREFIX):
+            handler = self.model
         if gw is None:
             await ex.error("route_unavailable", 503, "The gateway is starting.")
             return
@@ -300,7 +309,10 @@ class GatewayApp:
             message = guarded.body if guarded.blocked is None else (
                 f"The provider answered {err.upstream_status or err.status}; its message was withheld by the "
                 "output guardrails.")  # fmt: skip
-        await self._fail(gw, served, ex, err.code, err.status, message, None, err.retry_after)
+        status = err.status
+        if ex.endpoint == "messages" and err.upstream_status == OVERLOADED and err.code == ROUTE_UNAVAILABLE[0]:
+            status = OVERLOADED  # Anthropic's own "overloaded": its clients know it (ghat has spent its retries)
+        await self._fail(gw, served, ex, err.code, status, message, None, err.retry_after)
 
     # ── endpoints ────────────────────────────────────────────────────────
     async def llm(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
@@ -311,12 +323,19 @@ class GatewayApp:
             return
         body, allow = decided
         if allow.request.stream:
-            await self._stream(gw, served, ex, receive, body, allow)
+            if ex.endpoint == "messages":
+                await self._message_stream(gw, served, ex, receive, body, allow, headers.get("anthropic-beta"))
+            else:
+                await self._stream(gw, served, ex, receive, body, allow)
             return
         t0 = time.perf_counter()
-        call = served.router.embed if ex.endpoint == "embeddings" else served.router.complete
         try:
-            result = await call(allow, body)  # the router keeps the deadline (engine/router.py)
+            if ex.endpoint == "messages":
+                result = await served.router.messages(allow, body, headers.get("anthropic-beta"),
+                                                      anthropic_messages.usage_of_response)  # fmt: skip
+            else:
+                call = served.router.embed if ex.endpoint == "embeddings" else served.router.complete
+                result = await call(allow, body)  # the router keeps the deadline (engine/router.py)
         except RouteError as err:
             ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
             await self._route_failed(gw, served, ex, allow, err)
@@ -332,7 +351,7 @@ class GatewayApp:
             t1 = time.perf_counter()
             if allow.output.enforcing:
                 strip_logprobs(response)
-            guarded = await run_off_loop(guard_tree, response, RESPONSE_SHAPES[ex.endpoint], allow.output,
+            guarded = await run_off_loop(guard_tree, response, _SHAPES[ex.endpoint], allow.output,
                                          allow.redactor.for_output(), allow.request.grounding, restore,
                                          size=len(dumps(response)))  # fmt: skip
             ex.t["guardrails"] += (time.perf_counter() - t1) * 1000.0
@@ -343,7 +362,9 @@ class GatewayApp:
                 await self._fail(gw, served, ex, code, status, guarded.blocked.message)
                 return
             response = guarded.body
-        if "responses" in ex.capture:
+        if "responses" in ex.capture and ex.endpoint == "messages":
+            ex.response_text = anthropic_messages.text_of(response)
+        elif "responses" in ex.capture:
             ex.response_text = "\n".join(c["message"]["content"] for c in response.get("choices") or []
                                          if isinstance(c, dict) and isinstance(c.get("message"), dict)
                                          and isinstance(c["message"].get("content"), str))  # fmt: skip
@@ -374,6 +395,80 @@ class GatewayApp:
         ex.status, ex.error_code = out.status, out.error_code
         self._log(gw, served, ex)
 
+    # ── Anthropic Messages (issue 13): its stream and count_tokens ───────
+    async def _message_stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, body: JSON,
+                              allow: Allow, beta: str | None) -> None:
+        """A Messages stream: the same route, record and headers as chat, Anthropic's events on the wire."""
+        t0 = time.perf_counter()
+        try:
+            route = await served.router.messages_stream(allow, body, beta, anthropic_messages.fold_usage)
+        except RouteError as err:
+            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+            await self._route_failed(gw, served, ex, allow, err)
+            return
+        ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+        ex.model, ex.provider = route.candidate.model, route.candidate.provider
+        ex.attempts = len(route.attempts)
+        ex.upstream_model = route.candidate.upstream_model
+        out = await relay_messages(ex, route, receive, pipeline=allow.output, redactor=allow.redactor.for_output(),
+                                   grounding=allow.request.grounding,
+                                   restore=served.restore.get(allow.app, frozenset()),
+                                   capture="responses" in ex.capture)  # fmt: skip
+        if out.sent is not None:
+            ex.response_text = "".join(out.sent)
+        ex.outcomes.extend(("output", o) for o in out.outcomes)
+        ex.attempt_records, ex.usage = tuple(route.attempts), route.usage
+        ex.status, ex.error_code = out.status, out.error_code
+        self._log(gw, served, ex)
+
+    async def count_tokens(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive,
+                           headers: dict[str, str]) -> None:
+        """`/v1/messages/count_tokens`, answered by ghat: the body is decided like a request, never sent upstream.
+
+        Key, app, model and input guardrails apply (a blocked body is refused,
+        a redacted one is counted as it would be forwarded); nothing is
+        dispatched, so no rate limit is spent and no request record is written.
+        The count is ghat's tokenizer's (o200k_base), an estimate for Claude.
+        """
+        served = gw.served
+        try:
+            raw = await self._body(scope, receive, headers)
+            key = self._key(gw, headers)
+            if key is None:
+                await ex.error("unauthorized", 401, "Missing or invalid API key.")
+                return
+            ex.app = key.app
+            req = anthropic_messages.decode_count_tokens(load_json(raw), headers)
+        except BadRequest as err:
+            await ex.error("invalid_request", err.status, err.message, err.param)
+            return
+        d = await evaluate(served.policy, req, EvalContext(key.app, key.id, ex.request_id), None)
+        if isinstance(d, Deny):
+            ex.fire(d.outcomes)
+            await ex.error(d.code, d.status, d.message, d.param, d.retry_after)
+            return
+        ex.fired = d.fired
+        texts = [t.text for t in d.request.texts if t.kind not in ("binary", "signature")]
+        counted = await run_off_loop(_count, texts, size=sum(map(len, texts)))  # BPE over a big body: P15
+        await ex.json(200, {"input_tokens": counted})
+
+    # ── end of Anthropic Messages ───────────────────────────────────────
+
+    async def model(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
+        """`GET /v1/models/{id}`: one of the app's models (OpenAI's shape), 404 for any other id."""
+        key = self._key(gw, headers)
+        if key is None or (listing := gw.served.models.get(key.app)) is None:
+            await ex.error("unauthorized", 401, "Missing or invalid API key.")
+            return
+        ex.app = key.app
+        wanted = scope["path"][len(MODEL_PREFIX):]
+        found = next((m for m in orjson.loads(listing)["data"] if m["id"] == wanted), None)
+        if found is None:
+            await ex.error(*MODEL_NOT_FOUND, f"The model '{wanted}' does not exist or is not served to this app.",
+                           "model")  # fmt: skip
+            return
+        await ex.json(200, found)
+
     async def models(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive, headers: dict[str, str]) -> None:
         served = gw.served
         key = self._key(gw, headers)
@@ -386,13 +481,13 @@ class GatewayApp:
 
     async def dry_run(self, gw: Gateway, ex: Exchange, scope: Scope, receive: Receive,
                       headers: dict[str, str]) -> None:
-        """The decision and its trace for a chat or embeddings body; nothing is dispatched or rate-limited."""
+        """The decision and its trace for a body of any endpoint (`?endpoint=`); nothing is dispatched or limited."""
         served = gw.served
         try:
             raw = await self._body(scope, receive, headers)
             key = self._key(gw, headers)
             body = load_json(raw)
-            req = decode(body, headers)
+            req = decode(body, headers, _dry_run_endpoint(scope))
         except BadRequest as err:
             await ex.error("invalid_request", err.status, err.message, err.param)
             return
@@ -431,6 +526,22 @@ class GatewayApp:
         text += (f"# TYPE ghat_policy_reloads_total counter\nghat_policy_reloads_total {gw.reloads}\n"
                  f'# TYPE ghat_policy_info gauge\nghat_policy_info{{version="{gw.served.policy.version}"}} 1\n')
         await ex.text(200, text, b"text/plain; version=0.0.4; charset=utf-8")
+
+
+def _dry_run_endpoint(scope: Scope) -> Endpoint | None:
+    """`/v1/ghat/evaluate?endpoint=messages`: the codec a dry run decodes with (None: guessed from the body)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    named = next((v for k, _, v in (p.partition("=") for p in query.split("&")) if k == "endpoint"), None)
+    if named is None:
+        return None
+    if named not in CODECS:
+        raise BadRequest(f"endpoint must be one of {', '.join(CODECS)}, not '{named[:40]}'.", param="endpoint")
+    return cast(Endpoint, named)
+
+
+def _count(texts: list[str]) -> int:
+    """Tokens of the texts a Messages body would send (`count_tokens`), with ghat's tokenizer."""
+    return sum(count_tokens(t)[0] for t in texts)
 
 
 def create_app() -> GatewayApp:

@@ -10,6 +10,7 @@ its named SSE events.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -52,8 +53,50 @@ def _text_of(content: Any) -> str:
     return "\n".join(b["text"] for b in _blocks(content) if b["type"] == "text")
 
 
+def _refuse(field: str, why: str) -> ProviderError:
+    """A chat field this route cannot honour: 400 naming it, never dropped silently (not retried, P8)."""
+    return ProviderError(f"'{field}' cannot be honoured by an anthropic provider: {why}", status=400,
+                         code="invalid_request")
+
+
+def _check_honourable(body: JSON) -> None:
+    """Chat fields Anthropic's Messages API has no way to express."""
+    n = body.get("n")
+    if isinstance(n, int) and n > 1:
+        raise _refuse("n", "Anthropic returns one answer per request; send n separate requests")
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
+        raise _refuse("response_format", "Anthropic has no JSON mode; describe the format in the prompt or use a "
+                      "tool whose input_schema is the schema")
+    if body.get("logprobs") or body.get("top_logprobs"):
+        raise _refuse("logprobs", "Anthropic does not return token log probabilities")
+    for name, why in _NO_EQUIVALENT.items():
+        value = body.get(name)
+        if value not in (None, 0, 0.0, {}, [], ["text"]):
+            raise _refuse(name, why)
+    for k, tool in enumerate(body.get("tools") or ()):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise _refuse(f"tools[{k}]", "only function tools translate to Anthropic tools")
+
+
+# Chat parameters that change the answer and that the Messages API cannot express (fields that only tag or
+# route a request on OpenAI's side, such as `store`, `metadata` or `service_tier`, have no effect on it).
+_NO_EQUIVALENT = {
+    "seed": "Anthropic has no sampling seed",
+    "presence_penalty": "Anthropic has no presence penalty",
+    "frequency_penalty": "Anthropic has no frequency penalty",
+    "logit_bias": "Anthropic has no logit bias",
+    "audio": "Anthropic does not answer with audio",
+    "modalities": "Anthropic answers with text only",
+    "prediction": "Anthropic has no predicted outputs",
+    "reasoning_effort": "set the thinking budget on an Anthropic model through /v1/messages instead",
+    "web_search_options": "Anthropic's web search is a server tool of /v1/messages",
+}
+
+
 def to_messages(body: JSON) -> JSON:
     """An OpenAI chat completions body → an Anthropic Messages body (consecutive same-role turns merged)."""
+    _check_honourable(body)
     system: list[str] = []
     turns: list[JSON] = []
 
@@ -111,6 +154,9 @@ def to_messages(body: JSON) -> JSON:
             out["tool_choice"] = {"type": "none"}
         elif isinstance(choice, dict) and choice.get("function"):
             out["tool_choice"] = {"type": "tool", "name": choice["function"].get("name", "")}
+        current = out.get("tool_choice", {"type": "auto"})
+        if body.get("parallel_tool_calls") is False and current["type"] != "none":  # one tool call at a time
+            out["tool_choice"] = {**current, "disable_parallel_tool_use": True}
     return out
 
 
@@ -236,6 +282,37 @@ class AnthropicProvider:
     async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
         raise ProviderError(f"{self.name}: Anthropic has no embeddings API", status=400, code="invalid_model")
 
+    # ── Anthropic Messages (issue 13): the guarded Messages body goes out as it is (native) ──
+    async def messages(self, body: JSON, candidate: Candidate, timeout_s: float | None,
+                       beta: str | None = None) -> JSON:
+        """The upstream's Message, unchanged but checked: thinking blocks and signatures pass through."""
+        raw = await self._http.post("/messages", dumps(body), timeout_s, _beta_headers(beta))
+        return check_message(self.name, loads_object(self.name, raw))
+
+    async def messages_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None,
+                              beta: str | None = None) -> AsyncIterator[JSON]:
+        """The upstream's events as dicts (pings dropped, an `error` event raised), ending at message_stop."""
+        events = self._http.events("/messages", dumps({**body, "stream": True}), timeout_s, _message_stop,
+                                   _beta_headers(beta))  # fmt: skip
+        try:
+            async for name, data in events:
+                ev = json_event(self.name, data)
+                kind = ev.get("type", name)
+                if kind == "ping":
+                    continue
+                if kind == "error":
+                    raise _stream_error(self.name, ev)
+                if not isinstance(kind, str):
+                    raise invalid_reply(self.name, "an event without a type")
+                yield ev
+                if kind == "message_stop":
+                    return
+        finally:
+            await events.aclose()
+        raise stream_cut(self.name)
+
+    # ── end of Anthropic Messages ──
+
     async def aclose(self) -> None:
         """Close the pool."""
         await self._http.aclose()
@@ -297,9 +374,36 @@ async def _translate(provider: str, events: AsyncIterator[tuple[str, bytes]]) ->
             yield {**base, "choices": [], "usage": usage_to_openai(usage)}
             return
         elif kind == "error":
-            err = _obj(provider, ev, "error", "error")
-            etype = str(err.get("type", ""))
-            raise ProviderError(f"{provider}: upstream error in stream: {str(err.get('message', etype))[:500]}",
-                                status=503, code="route_unavailable",
-                                retryable=etype in ("overloaded_error", "api_error"))  # fmt: skip
+            raise _stream_error(provider, ev)
     raise stream_cut(provider)
+
+
+def _stream_error(provider: str, ev: JSON) -> ProviderError:
+    """An `error` event mid-stream: overloaded and api errors are retryable (P8), others are not."""
+    err = _obj(provider, ev, "error", "error")
+    etype = str(err.get("type", ""))
+    return ProviderError(f"{provider}: upstream error in stream: {str(err.get('message', etype))[:500]}",
+                         status=503, code="route_unavailable",
+                         retryable=etype in ("overloaded_error", "api_error"))  # fmt: skip
+
+
+# ── Anthropic Messages (issue 13): checks on a native answer, the caller's beta header ──
+_BETA = re.compile(r"[A-Za-z0-9._,\- ]{1,512}")
+
+
+def _beta_headers(beta: str | None) -> dict[str, str] | None:
+    """The caller's `anthropic-beta` flags, forwarded only when they are plain flag names."""
+    return {"anthropic-beta": beta} if beta and _BETA.fullmatch(beta) else None
+
+
+def check_message(provider: str, msg: JSON) -> JSON:
+    """A native answer must be a Message with a list of block objects; anything else is an invalid reply."""
+    if msg.get("type") != "message":
+        raise malformed(provider, "not a message")
+    content = msg.get("content")
+    if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
+        raise invalid_reply(provider, "content is not a list of blocks")
+    return msg
+
+
+# ── end of Anthropic Messages ──

@@ -336,12 +336,16 @@ class Upstream:
         """Drop a session whose event loop is gone: its sockets went with that loop, nothing is left to close."""
         s.detach()
 
-    async def post(self, path: str, body: bytes, timeout_s: float | None) -> bytes:
-        """The body of a 2xx answer; an error status, a timeout or a broken connection as `ProviderError`."""
+    async def post(self, path: str, body: bytes, timeout_s: float | None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
+        """The body of a 2xx answer; an error status, a timeout or a broken connection as `ProviderError`.
+
+        `headers` are added to this request only (a caller's `anthropic-beta` flags).
+        """
         try:
             async with self._client().post(
                 self._url(path), data=body, timeout=self._timeout(timeout_s), proxy=self._proxy,
-                allow_redirects=False,
+                allow_redirects=False, headers=headers,
             ) as resp:
                 content = await resp.read()
                 status = resp.status
@@ -352,7 +356,8 @@ class Upstream:
             raise transport_error(self.provider, exc) from None
 
     async def events(
-        self, path: str, body: bytes, timeout_s: float | None, end: Callable[[str, bytes], bool] | None = None
+        self, path: str, body: bytes, timeout_s: float | None, end: Callable[[str, bytes], bool] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[tuple[str, bytes], None]:
         """SSE events of a streamed answer as they arrive; closing the iterator releases the connection.
 
@@ -368,7 +373,7 @@ class Upstream:
         try:
             resp = await self._client().post(
                 self._url(path), data=body, timeout=self._timeout(timeout_s), proxy=self._proxy,
-                allow_redirects=False,
+                allow_redirects=False, headers=headers,
             )
         except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
             raise transport_error(self.provider, exc) from None

@@ -2,6 +2,9 @@
 
 Chat echoes the last user message behind a prefix, embeddings are unit
 vectors seeded by a hash of the input, streams split the echo into words.
+Anthropic Messages bodies are answered natively (`mock_message`): the same
+echo, a call of the first tool when tools are offered, a thinking block when
+thinking is enabled, and Anthropic's typed stream events.
 The same body always gives the same bytes (P1 extends to the mock), and the
 usage it reports is counted, not made up, so cost and token headers can be
 tested against it.
@@ -9,6 +12,7 @@ tested against it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -137,6 +141,24 @@ class MockProvider:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
+    # ── Anthropic Messages (issue 13): native, answers built by `mock_message` below ──
+    async def messages(self, body: JSON, candidate: Candidate, timeout_s: float | None,
+                       beta: str | None = None) -> JSON:
+        """The mock's Message for a Messages body (echo, tool call, thinking)."""
+        if self.fail is not None:
+            raise self.fail
+        return mock_message(body, str(body.get("model", candidate.upstream_model)))
+
+    async def messages_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None,
+                              beta: str | None = None) -> AsyncIterator[JSON]:
+        """The same Message as Anthropic's typed stream events."""
+        if self.fail is not None:
+            raise self.fail
+        for event in message_events(mock_message(body, str(body.get("model", candidate.upstream_model)))):
+            yield event
+
+    # ── end of Anthropic Messages ──
+
     async def aclose(self) -> None:
         return None
 
@@ -147,3 +169,106 @@ def unit_vector(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
     v = [rng.gauss(0.0, 1.0) for _ in range(dim)]
     norm = math.sqrt(sum(x * x for x in v)) or 1.0
     return [x / norm for x in v]
+
+
+# ── Anthropic Messages (issue 13): the mock speaks /v1/messages natively, so `make serve` shows it ──────────
+
+
+def _block_text(block: Any) -> str:
+    """The readable text of one content block: text, a tool result's text, a document's text source."""
+    if not isinstance(block, dict):
+        return ""
+    kind = block.get("type")
+    if kind == "text":
+        return str(block.get("text", ""))
+    if kind == "tool_result":
+        inner = block.get("content")
+        return inner if isinstance(inner, str) else " ".join(_block_text(b) for b in inner or ())
+    if kind == "document" and isinstance(block.get("source"), dict) and block["source"].get("type") == "text":
+        return str(block["source"].get("data", ""))
+    return ""
+
+
+def _turn_text(content: Any) -> str:
+    return content if isinstance(content, str) else " ".join(t for b in content or () if (t := _block_text(b)))
+
+
+def mock_message(body: JSON, model: str) -> JSON:
+    """The mock's Anthropic Message: echo the last user turn; call the first tool when tools are offered.
+
+    A turn that answers a tool call (a `tool_result`) gets text; `thinking`
+    enabled adds a thinking block with a deterministic signature. Usage is
+    counted the mock's way, like its chat answers.
+    """
+    turns = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    system = body.get("system")
+    prompt = count_tokens(_turn_text(system) if system is not None else "")
+    prompt += sum(count_tokens(_turn_text(m.get("content"))) for m in turns)
+    last = turns[-1] if turns else {}
+    text = _turn_text(last.get("content"))
+    answered_tool = isinstance(last.get("content"), list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in last["content"])
+    pieces = re.findall(r"\S+\s*", PREFIX + text)
+    limit = body.get("max_tokens")
+    stop = "end_turn"
+    if isinstance(limit, int) and sum(count_tokens(p) for p in pieces) > limit:
+        kept: list[str] = []
+        for p in pieces:
+            if sum(count_tokens(k) for k in kept) + count_tokens(p) > limit:
+                break
+            kept.append(p)
+        pieces, stop = kept, "max_tokens"
+    blocks: list[JSON] = []
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        blocks.append({"type": "thinking", "thinking": f"The user wrote: {text}",
+                       "signature": base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()})
+    blocks.append({"type": "text", "text": "".join(pieces)})
+    tools = [t for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    choice = body.get("tool_choice")
+    if tools and not answered_tool and stop == "end_turn" and not (isinstance(choice, dict)
+                                                                    and choice.get("type") == "none"):
+        blocks.append({"type": "tool_use", "id": f"toolu_mock_{_digest(body)}", "name": tools[0]["name"],
+                       "input": {"text": text}})
+        stop = "tool_use"
+    out = sum(count_tokens(b.get("text") or b.get("thinking") or json.dumps(b.get("input"))) for b in blocks)
+    return {"id": f"msg_mock_{_digest(body)}", "type": "message", "role": "assistant", "model": model,
+            "content": blocks, "stop_reason": stop, "stop_sequence": None,
+            "usage": {"input_tokens": prompt, "output_tokens": out, "cache_read_input_tokens": 0,
+                      "cache_creation_input_tokens": 0}}  # fmt: skip
+
+
+def message_events(message: JSON) -> list[JSON]:
+    """A Message as Anthropic streams it: start, each block in pieces, the delta with usage, stop."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None,
+             "usage": {**usage, "output_tokens": 1}}  # fmt: skip
+    events: list[JSON] = [{"type": "message_start", "message": start}]
+    for i, block in enumerate(message["content"]):
+        kind = block["type"]
+        empty = {"text": {"type": "text", "text": ""}, "thinking": {"type": "thinking", "thinking": "",
+                                                                    "signature": ""},
+                 "tool_use": {**block, "input": {}}}[kind]  # fmt: skip
+        events.append({"type": "content_block_start", "index": i, "content_block": empty})
+        if kind == "tool_use":
+            raw = json.dumps(block["input"])
+            half = len(raw) // 2
+            events.extend({"type": "content_block_delta", "index": i,
+                           "delta": {"type": "input_json_delta", "partial_json": part}} for part in (raw[:half],
+                                                                                                     raw[half:]))
+        else:
+            field = "text" if kind == "text" else "thinking"
+            for word in re.findall(r"\S+\s*", block[field]):
+                events.append({"type": "content_block_delta", "index": i,
+                               "delta": {"type": f"{field}_delta", field: word}})
+            if kind == "thinking":
+                events.append({"type": "content_block_delta", "index": i,
+                               "delta": {"type": "signature_delta", "signature": block["signature"]}})
+        events.append({"type": "content_block_stop", "index": i})
+    events.append({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                   "usage": {"output_tokens": usage["output_tokens"]}})
+    events.append({"type": "message_stop"})
+    return events
+
+
+# ── end of Anthropic Messages ────────────────────────────────────────────────────────────────────────────────

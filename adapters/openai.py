@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from adapters.http import Upstream, json_event, loads_object, malformed, stream_cut
 from adapters.jsonwire import dumps
+from adapters.messages_bridge import chat_events, from_chat, to_chat
 from adapters.replies import check_chunk, check_completion, check_embeddings
 from engine.decision import Candidate
 from engine.ports import JSON, ProviderError
@@ -87,6 +88,22 @@ class OpenAIProvider:
             await events.aclose()
         if not finished:  # ended cleanly but without [DONE] or a finish_reason: cut short
             raise stream_cut(self.name)
+
+    # ── Anthropic Messages (issue 13): translated through chat and back (adapters/messages_bridge.py) ──
+    async def messages(self, body: JSON, candidate: Candidate, timeout_s: float | None,
+                       beta: str | None = None) -> JSON:
+        """A Messages body answered by this chat upstream; a field chat cannot honour is a 400 naming it."""
+        answer = await self.chat(to_chat(self.name, body), candidate, timeout_s)
+        return from_chat(self.name, answer)
+
+    async def messages_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None,
+                              beta: str | None = None) -> AsyncIterator[JSON]:
+        """The chat stream as Anthropic's typed events."""
+        chat = to_chat(self.name, body)
+        async for event in chat_events(self.name, self.chat_stream(chat, candidate, timeout_s)):
+            yield event
+
+    # ── end of Anthropic Messages ──
 
     async def aclose(self) -> None:
         """Close the pool."""

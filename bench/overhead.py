@@ -88,7 +88,30 @@ def _bench_policies(dest: Path, upstream: str, root: Path = ROOT) -> None:
         text = text.replace('"https://api.openai.com/v1"', f'"{upstream}"')
         text = text.replace('"https://api.anthropic.com/v1"', f'"{upstream}"')
         text = re.sub(r"rate_limit\s+\d+/min", "rate_limit 100000000/min", text)
+        # an alias the Messages modes reach natively (an anthropic provider), beside the shipped ones
+        text = text.replace("models     smart-default, cheap-fast, embed-default",
+                            "models     smart-default, cheap-fast, embed-default, bench-native")
+        if src.name == "models.policy":
+            text += "\nalias bench-native { route anthropic/claude-sonnet-4 }\n"
         (dest / src.name).write_text(text)
+
+
+def _modes() -> dict[str, tuple[str, dict[str, object], str, dict[str, object]]]:
+    """mode → (gateway path, body, upstream path, the same request sent straight to the upstream)."""
+    turns = [{"role": "user", "content": PROMPT}]
+    out: dict[str, tuple[str, dict[str, object], str, dict[str, object]]] = {}
+    for stream in (False, True):
+        suffix = "-stream" if stream else ""
+        chat = {"model": "smart-default", "messages": turns, "max_tokens": 256, "stream": stream}
+        out["stream" if stream else "chat"] = ("/v1/chat/completions", chat, "/v1/chat/completions",
+                                               {**chat, "model": "gpt-4o"})
+        native = {"model": "bench-native", "messages": turns, "max_tokens": 256, "stream": stream}
+        out["messages" + suffix] = ("/v1/messages", native, "/v1/messages",
+                                    {**native, "model": "claude-sonnet-4-20250514"})
+        # /v1/messages to the OpenAI primary of smart-default: translated to chat and back
+        out["messages-openai" + suffix] = ("/v1/messages", {**native, "model": "smart-default"},
+                                           "/v1/chat/completions", {**chat, "model": "gpt-4o"})
+    return out
 
 
 def _serve(root: Path, policies: Path, data: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
@@ -118,7 +141,8 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--baseline", type=Path, help="another checkout to measure in the same run, as `(before)`")
-    ap.add_argument("--modes", default="chat,stream", help="comma-separated: chat, stream")
+    ap.add_argument("--modes", default="chat,stream", help="comma-separated: chat, stream, messages, messages-stream, "
+                    "messages-openai, messages-openai-stream (the messages modes run on the current tree only)")
     ap.add_argument("--conns", default="1,16", help="comma-separated connection counts")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -140,22 +164,18 @@ def main() -> int:
             proc, port = _serve(root, policies, data, args.workers)
             pids = [proc.pid, *_children(proc.pid)] if args.workers > 1 else [proc.pid]
             servers.append((label, proc, port, pids))
-        for stream in (False, True):
-            mode = "stream" if stream else "chat"
+        for mode, (path, body, up_path, direct) in _modes().items():
             if mode not in args.modes.split(","):
                 continue
-            body = {"model": "smart-default", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 256,
-                    "stream": stream}  # fmt: skip
-            direct = {**body, "model": "gpt-4o"}
-            up_url = f"{fake.origin}/v1/chat/completions"
-            for _, _, port, _ in servers:
-                _wrk(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body), key, 4, 2)  # warm up
+            up_url = f"{fake.origin}{up_path}"
+            here = servers if not mode.startswith("messages") else servers[:1]  # the baseline may predate them
+            for _, _, port, _ in here:
+                _wrk(f"http://127.0.0.1:{port}{path}", json.dumps(body), key, 4, 2)  # warm up
             for conns in (int(c) for c in args.conns.split(",")):
                 d = _wrk(up_url, json.dumps(direct), "x", conns, args.duration)
-                for label, _, port, pids in servers:
+                for label, _, port, pids in here:
                     cpu0 = sum(_cpu_s(p) for p in pids)
-                    g = _wrk(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body), key, conns,
-                             args.duration)  # fmt: skip
+                    g = _wrk(f"http://127.0.0.1:{port}{path}", json.dumps(body), key, conns, args.duration)
                     cpu = (sum(_cpu_s(p) for p in pids) - cpu0) / max(g["requests"], 1) * 1000
                     rows.append((mode + label, conns, d, g, cpu))
     finally:

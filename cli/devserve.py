@@ -57,6 +57,11 @@ client = OpenAI(base_url="{base}", api_key="{key}")
 r = client.chat.completions.create(model="dev-chat", messages=[{{"role": "user", "content": "hello"}}])
 print(r.choices[0].message.content)
 EOF
+
+  # Anthropic Messages, answered natively by the mock (Claude Code: ANTHROPIC_BASE_URL={base[:-3]})
+  curl -s {base}/messages -H "x-api-key: {key}" -H "anthropic-version: 2023-06-01" \\
+    -H "Content-Type: application/json" \\
+    -d '{{"model": "dev-chat", "max_tokens": 100, "messages": [{{"role": "user", "content": "hello"}}]}}'
 """, flush=True)  # fmt: skip
     return serve(args)
 

@@ -69,6 +69,22 @@ def log_config(level: str, access_log: bool) -> dict[str, Any]:
     return cfg
 
 
+# Big enough for a few images inline (a 900 KB PNG is 1.2 MB as base64, Claude Code sends screenshots), small
+# enough that one body's scan stays short (input guards run off the event loop, P15; `max_scan` caps an app).
+DEFAULT_MAX_BODY = "8MiB"
+_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1 << 10, "mb": 1000**2, "mib": 1 << 20, "gb": 1000**3, "gib": 1 << 30}
+_SIZE = re.compile(r"\s*(\d+)\s*([a-zA-Z]*)\s*")
+
+
+def byte_size(text: str) -> int:
+    """`8MiB`, `900KB`, `1048576`: a size in bytes, for flags people write by hand."""
+    m = _SIZE.fullmatch(text)
+    unit = _UNITS.get(m.group(2).lower()) if m else None
+    if m is None or unit is None or int(m.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (write e.g. 8MiB, 900KB or a number of bytes)")
+    return int(m.group(1)) * unit
+
+
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policies", required=True, help="policy directory or file")
     p.add_argument("--env", required=True, help="the environment served (other envs' keys and apps do not exist)")
@@ -82,7 +98,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-process-limits", action="store_true",
                    help="allow --workers N without --redis-url: each process enforces every limit on its own")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    p.add_argument("--max-body", "--max-body-bytes", dest="max_body_bytes", type=byte_size, default=DEFAULT_MAX_BODY,
+                   metavar="SIZE", help="largest request body, e.g. 8MiB, 900KB or bytes (else 413)")
     p.add_argument("--max-header-bytes", type=int, default=32_768,
                    help="largest request line plus headers, in bytes (else 431 and close)")
     p.add_argument("--keep-alive", type=int, default=5, help="idle keep-alive timeout, whole seconds")

@@ -5,7 +5,7 @@ A condition tests string fields with `==`, `!=`, `in` and `not in`, joined by
 its complement, so deciding a conjunction is a finite-domain problem per field:
 
 * `model` ranges over the names the app allows (any other request is refused
-  before `when` blocks are evaluated), and `endpoint` over chat / embeddings;
+  before `when` blocks are evaluated), and `endpoint` over dsl.catalog.ENDPOINTS;
   the two are linked, because a request reaches `when` evaluation only when the
   model's kind serves the endpoint.
 * a metadata field ranges over all strings, but only equality with the

@@ -445,7 +445,7 @@ def _bad_value(app: ast.App, atom: ast.Compare | ast.Member) -> str | None:
     elif atom.field == "endpoint":
         wrong = [v for v in values if v not in ENDPOINTS]
         if wrong:
-            return f"endpoint is chat or embeddings, never '{wrong[0]}'"
+            return f"endpoint is one of {', '.join(ENDPOINTS)}, never '{wrong[0]}'"
     return None
 
 

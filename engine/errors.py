@@ -13,6 +13,8 @@ UPSTREAM_RATE_LIMITED = ("upstream_rate_limited", 429)  # every candidate left w
 REQUEST_TIMEOUT = ("request_timeout", 504)
 INVALID_REQUEST = ("invalid_request", 400)
 BODY_TOO_LARGE = ("invalid_request", 413)
+MODEL_NOT_FOUND = ("model_not_found", 404)  # GET /v1/models/{id} for an id the key's app is not served
+OVERLOADED = 529  # Anthropic's status for an overloaded provider, kept on /v1/messages as route_unavailable's status
 
 
 def guardrail_blocked(detector: str) -> tuple[str, int]:
@@ -32,4 +34,22 @@ ERROR_TYPES = {
     502: "api_error",
     503: "api_error",
     504: "timeout_error",
+}
+
+
+# Anthropic's error `type` for each status (docs.anthropic.com/en/api/errors), on `/v1/messages`.
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
 }

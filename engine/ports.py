@@ -70,5 +70,22 @@ class Provider(Protocol):
     async def embeddings(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
         ...
 
+    # ── Anthropic Messages (issue 13): `/v1/messages` bodies and answers ──────
+    # A provider whose wire protocol is Anthropic's (anthropic, mock) forwards the guarded Messages body as it
+    # is; any other translates through its chat methods and back, and refuses with a non-retryable 400
+    # ProviderError naming the field it cannot honour. `beta` is the caller's `anthropic-beta` header.
+
+    async def messages(self, body: JSON, candidate: Candidate, timeout_s: float | None,
+                       beta: str | None = None) -> JSON:
+        """An Anthropic Message answering a Messages body (already guarded, with the concrete model)."""
+        ...
+
+    def messages_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None,
+                        beta: str | None = None) -> AsyncIterator[JSON]:
+        """Anthropic stream events as dicts (`{"type": "message_start", ...}`), ping and error excluded."""
+        ...
+
+    # ── end of Anthropic Messages ─────────────────────────────────────────────
+
     async def aclose(self) -> None:
         ...

@@ -113,7 +113,8 @@ class StreamRoute:
 
     def __init__(self, router: Router, candidate: Candidate, attempts: list[AttemptRecord],
                  it: AsyncIterator[JSON], first: JSON, deadline: float | None, started: float,
-                 skipped: tuple[str, ...], idle_on_wire: bool = False) -> None:
+                 skipped: tuple[str, ...], idle_on_wire: bool = False,
+                 fold: Callable[[JSON, Usage], Usage] | None = None) -> None:
         self.candidate = candidate
         self.attempts = attempts
         self.skipped = skipped
@@ -128,6 +129,7 @@ class StreamRoute:
         # per chunk (~13 us each, a timer armed and cancelled) only repeats what the socket does, and the
         # overall deadline is checked on each chunk's arrival instead (and by the relay: see `time_left`).
         self._idle_on_wire = idle_on_wire
+        self._fold = fold  # how a non-chat dialect's events carry usage (None: OpenAI chunks)
 
     @property
     def chunks(self) -> AsyncIterator[JSON]:
@@ -157,7 +159,9 @@ class StreamRoute:
             if self._done:
                 raise StopAsyncIteration
             chunk = await self._next()
-        if chunk.get("usage"):
+        if self._fold is not None:
+            self.usage = self._fold(chunk, self.usage)
+        elif chunk.get("usage"):
             self.usage = usage_of(chunk)
         return chunk
 
@@ -241,12 +245,38 @@ class Router:
 
     async def stream(self, allow: Allow, body: JSON) -> StreamRoute:
         """A started stream: returns once a candidate has produced its first chunk."""
+        return await self._stream(allow, body, _chat_stream, None)
+
+    # ── Anthropic Messages (issue 13) ───────────────────────────────────
+    async def messages(self, allow: Allow, body: JSON, beta: str | None,
+                       read_usage: Callable[[JSON], Usage]) -> RouteResult:
+        """An Anthropic Message (`/v1/messages`), native or translated by the provider; `read_usage` reads it."""
+
+        async def op(p: Provider, b: JSON, c: Candidate, t: float | None) -> JSON:
+            return await p.messages(b, c, t, beta)
+
+        return await self._unary(allow, body, op, read_usage)
+
+    async def messages_stream(self, allow: Allow, body: JSON, beta: str | None,
+                              fold: Callable[[JSON, Usage], Usage]) -> StreamRoute:
+        """A started stream of Anthropic events; `fold` accumulates their usage."""
+
+        def open_stream(p: Provider, b: JSON, c: Candidate, t: float | None) -> AsyncIterator[JSON]:
+            return p.messages_stream(b, c, t, beta)
+
+        return await self._stream(allow, body, open_stream, fold)
+
+    # ── end of Anthropic Messages ───────────────────────────────────────
+
+    async def _stream(self, allow: Allow, body: JSON,
+                      open_stream: Callable[[Provider, JSON, Candidate, float | None], AsyncIterator[JSON]],
+                      fold: Callable[[JSON, Usage], Usage] | None) -> StreamRoute:
         deadline = None if allow.timeout_s is None else self._clock() + allow.timeout_s
         started: list[float] = []
 
         async def first(p: Provider, b: JSON, c: Candidate, t: float | None) -> tuple[AsyncIterator[JSON], JSON]:
             started.append(time.perf_counter())
-            it = p.chat_stream(b, c, t)
+            it = open_stream(p, b, c, t)
             try:
                 return it, await it.__anext__()
             except StopAsyncIteration:
@@ -261,7 +291,7 @@ class Router:
 
         (it, chunk), cand, attempts, skipped = await self._run(allow, body, first, deadline)
         idle_on_wire = self.providers[cand.provider].idle_timeouts
-        return StreamRoute(self, cand, attempts, it, chunk, deadline, started[-1], skipped, idle_on_wire)
+        return StreamRoute(self, cand, attempts, it, chunk, deadline, started[-1], skipped, idle_on_wire, fold)
 
     def breaker_open(self, model: str) -> bool:
         """Whether `model` is cooling down now (for /readyz and /metrics)."""
@@ -269,10 +299,11 @@ class Router:
         return b is not None and b.open_until > self._clock()
 
     # ── the loop ────────────────────────────────────────────────────────
-    async def _unary(self, allow: Allow, body: JSON, op: Callable[..., Awaitable[JSON]]) -> RouteResult:
+    async def _unary(self, allow: Allow, body: JSON, op: Callable[..., Awaitable[JSON]],
+                     read_usage: Callable[[JSON], Usage] = usage_of) -> RouteResult:
         deadline = None if allow.timeout_s is None else self._clock() + allow.timeout_s
         response, cand, attempts, skipped = await self._run(allow, body, op, deadline)
-        return RouteResult(response, cand, tuple(attempts), usage_of(response), skipped)
+        return RouteResult(response, cand, tuple(attempts), read_usage(response), skipped)
 
     async def _run(
         self, allow: Allow, body: JSON, op: Callable[[Provider, JSON, Candidate, float | None], Awaitable[T]],
@@ -410,4 +441,8 @@ async def _chat(p: Provider, body: JSON, c: Candidate, t: float | None) -> JSON:
 
 async def _embeddings(p: Provider, body: JSON, c: Candidate, t: float | None) -> JSON:
     return await p.embeddings(body, c, t)
+
+
+def _chat_stream(p: Provider, body: JSON, c: Candidate, t: float | None) -> AsyncIterator[JSON]:
+    return p.chat_stream(body, c, t)
 

@@ -158,7 +158,7 @@ def test_dry_run_dispatches_nothing(gateway: Gateway, fake_upstream: FakeUpstrea
 
 def test_body_limits(gateway: Gateway) -> None:
     auth = {"authorization": f"Bearer {gateway.keys['gw-test']}"}
-    big = httpx.post(f"{gateway.v1}/chat/completions", headers=auth, content=b'{"x":"' + b"a" * (2 << 20) + b'"}')
+    big = httpx.post(f"{gateway.v1}/chat/completions", headers=auth, content=b'{"x":"' + b"a" * (9 << 20) + b'"}')
     assert big.status_code == 413 and big.json()["error"]["code"] == "invalid_request"
     deep = httpx.post(f"{gateway.v1}/chat/completions", headers=auth, content=b"[" * 100 + b"]" * 100)
     assert deep.status_code == 400

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from adapters.codecs.anthropic_messages import error_body as anthropic_error_body
 from adapters.jsonwire import dumps  # every response body and stream event: compact UTF-8 JSON (orjson)
 from engine.errors import ERROR_TYPES
 from engine.guards import Outcome
@@ -129,7 +130,8 @@ class Exchange:
         extra = None
         if retry_after is not None:
             extra = [(b"retry-after", str(max(1, int(retry_after + 0.999))).encode())]
-        await self.json(status, error_body(code, status, message, param), extra)
+        shape = anthropic_error_body if self.endpoint == "messages" else error_body  # the caller's dialect
+        await self.json(status, shape(code, status, message, param), extra)
 
     async def start_stream(self) -> None:
         self.status = 200
@@ -137,6 +139,11 @@ class Exchange:
 
     async def event(self, obj: Any) -> None:
         await self.send({"type": "http.response.body", "body": b"data: " + dumps(obj) + b"\n\n", "more_body": True})
+
+    async def named_event(self, name: str, obj: Any) -> None:
+        """One SSE event with its `event:` line (Anthropic's streams name every event)."""
+        data = b"event: " + name.encode() + b"\ndata: " + dumps(obj) + b"\n\n"
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def end_stream(self, done: bool = True) -> None:
         await self.send({"type": "http.response.body", "body": b"data: [DONE]\n\n" if done else b""})

@@ -93,7 +93,7 @@ class Settings:
     keys: str
     data_dir: str
     redis_url: str | None = None
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = 8 << 20  # `ghat serve --max-body` (cli/serve.py DEFAULT_MAX_BODY)
     watch: bool = True
     otlp_endpoint: str | None = None  # OpenTelemetry traces over OTLP/HTTP when set
     header_timeout_s: float = 10.0  # a client must send its request headers within this (slowloris)

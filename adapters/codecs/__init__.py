@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from adapters.codecs import openai_chat
+from adapters.codecs import anthropic_messages, openai_chat
 from adapters.codecs.body import JSON, BadRequest, load_json
 from dsl import ast
 from engine.request import Endpoint, GatewayRequest
@@ -31,6 +31,9 @@ class Codec:
 CODECS: dict[Endpoint, Codec] = {
     "chat": Codec("chat", "/v1/chat/completions", openai_chat.decode_chat, openai_chat.upstream_body),
     "embeddings": Codec("embeddings", "/v1/embeddings", openai_chat.decode_embeddings, openai_chat.upstream_body),
+    # Anthropic Messages (issue 13); its count_tokens route decodes with `anthropic_messages.decode_count_tokens`
+    "messages": Codec("messages", "/v1/messages", anthropic_messages.decode_messages,
+                      anthropic_messages.upstream_body),
 }
 
 
@@ -62,7 +65,7 @@ def upstream_body(body: JSON, before: GatewayRequest, after: GatewayRequest) -> 
 
 def replay_decoder(body: JSON, endpoint: str) -> GatewayRequest:
     """A logged body decoded for `ghat replay` as the server decoded it (its metadata comes from the record)."""
-    return decode(body, {}, "embeddings" if endpoint == "embeddings" else "chat")
+    return decode(body, {}, endpoint if endpoint in CODECS else "chat")
 
 __all__ = ["CODECS", "BadRequest", "Codec", "decode", "endpoint_of", "load_json", "replay_decoder", "request_of_test",
            "upstream_body"]
