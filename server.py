@@ -31,10 +31,13 @@ import anyio
 
 from adapters.api.observe import begin_request
 from adapters.api.responses import Exchange, Message, Receive, Scope, Send, error_body
+from adapters.api.responses_relay import relay_responses
 from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
 from adapters.codecs import CODECS, BadRequest, decode, load_json, upstream_body
+from adapters.codecs import openai_responses as responses_codec
 from adapters.codecs.openai_chat import ERROR_SHAPE, RESPONSE_SHAPES, strip_logprobs
+from adapters.codecs.responses_bridge import respond, respond_stream
 from adapters.jsonwire import dumps
 from dsl.diagnostics import PolicyError
 from engine.conversation import guard_tree
@@ -310,13 +313,15 @@ class GatewayApp:
         if decided is None:
             return
         body, allow = decided
+        responses = ex.endpoint == "responses"
         if allow.request.stream:
-            await self._stream(gw, served, ex, receive, body, allow)
+            await (self._responses_stream if responses else self._stream)(gw, served, ex, receive, body, allow)
             return
         t0 = time.perf_counter()
         call = served.router.embed if ex.endpoint == "embeddings" else served.router.complete
         try:
-            result = await call(allow, body)  # the router keeps the deadline (engine/router.py)
+            # the router keeps the deadline (engine/router.py); /v1/responses picks native or translated per provider
+            result = await (served.router.dispatch(allow, body, respond) if responses else call(allow, body))
         except RouteError as err:
             ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
             await self._route_failed(gw, served, ex, allow, err)
@@ -331,8 +336,9 @@ class GatewayApp:
         if allow.output.rules or restore:
             t1 = time.perf_counter()
             if allow.output.enforcing:
-                strip_logprobs(response)
-            guarded = await run_off_loop(guard_tree, response, RESPONSE_SHAPES[ex.endpoint], allow.output,
+                (responses_codec.strip_logprobs if responses else strip_logprobs)(response)
+            shape = responses_codec.RESPONSE if responses else RESPONSE_SHAPES[ex.endpoint]
+            guarded = await run_off_loop(guard_tree, response, shape, allow.output,
                                          allow.redactor.for_output(), allow.request.grounding, restore,
                                          size=len(dumps(response)))  # fmt: skip
             ex.t["guardrails"] += (time.perf_counter() - t1) * 1000.0
@@ -347,6 +353,10 @@ class GatewayApp:
             ex.response_text = "\n".join(c["message"]["content"] for c in response.get("choices") or []
                                          if isinstance(c, dict) and isinstance(c.get("message"), dict)
                                          and isinstance(c["message"].get("content"), str))  # fmt: skip
+            if responses:
+                ex.response_text = "\n".join(p["text"] for i in response.get("output") or [] if isinstance(i, dict)
+                                             for p in i.get("content") or [] if isinstance(p, dict)
+                                             and isinstance(p.get("text"), str))  # fmt: skip
         await self._respond(gw, served, ex, 200, response)
 
     async def _stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, body: JSON,
@@ -371,6 +381,31 @@ class GatewayApp:
             ex.response_text = "".join(out.sent)
         ex.outcomes.extend(("output", o) for o in out.outcomes)
         ex.attempt_records, ex.usage = tuple(route.attempts), route.usage
+        ex.status, ex.error_code = out.status, out.error_code
+        self._log(gw, served, ex)
+
+    async def _responses_stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, body: JSON,
+                                allow: Allow) -> None:
+        """`/v1/responses` with `stream: true`: the typed events, natively or translated, guarded per slot."""
+        t0 = time.perf_counter()
+        try:
+            route = await served.router.stream(allow, body, respond_stream)
+        except RouteError as err:
+            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+            await self._route_failed(gw, served, ex, allow, err)
+            return
+        ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+        ex.model, ex.provider = route.candidate.model, route.candidate.provider
+        ex.attempts = len(route.attempts)
+        ex.upstream_model = route.candidate.upstream_model
+        out, usage = await relay_responses(ex, route, receive, pipeline=allow.output,
+                                           redactor=allow.redactor.for_output(), grounding=allow.request.grounding,
+                                           restore=served.restore.get(allow.app, frozenset()),
+                                           capture="responses" in ex.capture)  # fmt: skip
+        if out.sent is not None:
+            ex.response_text = "".join(out.sent)
+        ex.outcomes.extend(("output", o) for o in out.outcomes)
+        ex.attempt_records, ex.usage = tuple(route.attempts), usage or route.usage
         ex.status, ex.error_code = out.status, out.error_code
         self._log(gw, served, ex)
 

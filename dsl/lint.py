@@ -444,7 +444,7 @@ def _bad_value(app: ast.App, atom: ast.Compare | ast.Member) -> str | None:
     elif atom.field == "endpoint":
         wrong = [v for v in values if v not in ENDPOINTS]
         if wrong:
-            return f"endpoint is chat or embeddings, never '{wrong[0]}'"
+            return f"endpoint is one of {', '.join(ENDPOINTS)}, never '{wrong[0]}'"
     return None
 
 
@@ -453,7 +453,7 @@ def _value_help(app: ast.App, field: str) -> str:
         return "requests for other models are refused before `when` runs; the app's models are " + ", ".join(
             dict.fromkeys(t.name for t in app.models)
         )
-    return 'write endpoint == "chat" or endpoint == "embeddings"'
+    return "write endpoint == " + " or endpoint == ".join(f'"{e}"' for e in ENDPOINTS)
 
 
 def _differs(a: ast.Settings, b: ast.Settings, name: str) -> bool:

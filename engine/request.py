@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
-Endpoint: TypeAlias = Literal["chat", "embeddings"]
+Endpoint: TypeAlias = Literal["chat", "embeddings", "responses"]
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 

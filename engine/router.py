@@ -40,6 +40,9 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 NO_USAGE = Usage(source="none")
+# How a dialect reaches a provider: a unary call, or the opening of a stream (chat's are the defaults).
+Call = Callable[[Provider, JSON, Candidate, float | None], Awaitable[JSON]]
+Opener = Callable[[Provider, JSON, Candidate, float | None], AsyncIterator[JSON]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,14 +238,19 @@ class Router:
         """Embeddings, with the same retry and fallback discipline."""
         return await self._unary(allow, body, _embeddings)
 
-    async def stream(self, allow: Allow, body: JSON) -> StreamRoute:
-        """A started stream: returns once a candidate has produced its first chunk."""
+    async def dispatch(self, allow: Allow, body: JSON, op: Call) -> RouteResult:
+        """Any other unary call (a dialect's own, `op` picks native or translated per provider), same discipline."""
+        return await self._unary(allow, body, op)
+
+    async def stream(self, allow: Allow, body: JSON, opener: Opener | None = None) -> StreamRoute:
+        """A started stream: returns once a candidate has produced its first chunk (or event, with `opener`)."""
         deadline = None if allow.timeout_s is None else self._clock() + allow.timeout_s
         started: list[float] = []
+        open_stream = opener or _chat_stream
 
         async def first(p: Provider, b: JSON, c: Candidate, t: float | None) -> tuple[AsyncIterator[JSON], JSON]:
             started.append(time.perf_counter())
-            it = p.chat_stream(b, c, t)
+            it = open_stream(p, b, c, t)
             try:
                 return it, await it.__anext__()
             except StopAsyncIteration:
@@ -405,3 +413,6 @@ async def _chat(p: Provider, body: JSON, c: Candidate, t: float | None) -> JSON:
 async def _embeddings(p: Provider, body: JSON, c: Candidate, t: float | None) -> JSON:
     return await p.embeddings(body, c, t)
 
+
+def _chat_stream(p: Provider, body: JSON, c: Candidate, t: float | None) -> AsyncIterator[JSON]:
+    return p.chat_stream(body, c, t)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from adapters.codecs import openai_chat
+from adapters.codecs import openai_chat, openai_responses
 from adapters.codecs.body import JSON, BadRequest, load_json
 from dsl import ast
 from engine.request import Endpoint, GatewayRequest
@@ -31,12 +31,22 @@ class Codec:
 CODECS: dict[Endpoint, Codec] = {
     "chat": Codec("chat", "/v1/chat/completions", openai_chat.decode_chat, openai_chat.upstream_body),
     "embeddings": Codec("embeddings", "/v1/embeddings", openai_chat.decode_embeddings, openai_chat.upstream_body),
+    "responses": Codec("responses", "/v1/responses", openai_responses.decode_responses,
+                       openai_responses.upstream_body),
 }
 
 
 def endpoint_of(body: JSON) -> Endpoint:
     """The endpoint a bare body is for, when no route says it (dry runs, `ghat explain`, logged bodies)."""
-    return "embeddings" if "input" in body and "messages" not in body else "chat"
+    if "messages" in body or "input" not in body:
+        return "chat"
+    raw = body["input"]
+    if (isinstance(raw, list) and any(isinstance(x, dict) for x in raw)) or any(k in body for k in _RESPONSES_ONLY):
+        return "responses"
+    return "embeddings"
+
+
+_RESPONSES_ONLY = ("instructions", "max_output_tokens", "tools", "text", "previous_response_id", "reasoning")
 
 
 def decode(body: JSON, headers: Mapping[str, str] | None = None, endpoint: Endpoint | None = None) -> GatewayRequest:
@@ -62,7 +72,8 @@ def upstream_body(body: JSON, before: GatewayRequest, after: GatewayRequest) -> 
 
 def replay_decoder(body: JSON, endpoint: str) -> GatewayRequest:
     """A logged body decoded for `ghat replay` as the server decoded it (its metadata comes from the record)."""
-    return decode(body, {}, "embeddings" if endpoint == "embeddings" else "chat")
+    return decode(body, {}, "embeddings" if endpoint == "embeddings" else "responses" if endpoint == "responses"
+                  else "chat")
 
 __all__ = ["CODECS", "BadRequest", "Codec", "decode", "endpoint_of", "load_json", "replay_decoder", "request_of_test",
            "upstream_body"]

@@ -1,0 +1,289 @@
+"""`POST /v1/responses` end to end: the official `openai` SDK → `ghat serve` → mock, OpenAI or Anthropic upstream.
+
+Three routes for the same dialect: the mock (native, no network), a fake
+OpenAI upstream serving `/v1/responses` (native: the upstream must receive
+exactly the guarded body) and a fake Anthropic upstream (translated through
+chat and back, plain and streamed, with a 400 naming each field it cannot
+honour). Plain, `stream=True` and `client.responses.stream(...)`, function
+tools with a `function_call_output` turn, and the SDK's exception classes for
+401, 403, 429 and 400.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.canary import EMAIL, SECRET
+from tests.fixtures_upstream import FakeUpstream
+from tests.gateway_process import Gateway, start_gateway
+
+POLICY = """
+provider fake  { kind openai     base_url "__UPSTREAM__"  api_key "sk-fake" }
+provider ant   { kind anthropic  base_url "__UPSTREAM__"  api_key "sk-ant-fake" }
+provider local { kind mock }
+model fake/gpt-test    { price in 1 out 2 per 1M }
+model ant/claude-test  { price in 3 out 15 per 1M }
+model local/echo       { price in 0 out 0 per 1M }
+alias native   { route fake/gpt-test retries 0 }
+alias claude   { route ant/claude-test retries 0 }
+alias echo     { route local/echo }
+detector forbidden pattern /FORBIDDEN-[0-9]{4}/ type forbidden
+detector outblock  pattern /OUTBLOCK-[0-9]{4}/ type outblock
+app agent {
+  env test
+  models native, claude, echo
+  max_tokens 512
+  input  { secrets redact; pii redact; forbidden block }
+  output { secrets redact; pii redact; outblock block }
+}
+app narrow { env test  models echo  rate_limit 1/min }
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, fake_upstream_server: FakeUpstream) -> Iterator[Gateway]:
+    gw = start_gateway(tmp_path_factory.mktemp("responses"), fake_upstream_server.url, apps=("agent", "narrow"),
+                       policy=POLICY)  # fmt: skip
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def client(gateway: Gateway, fake_upstream: FakeUpstream) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.v1, api_key=gateway.keys["agent"], max_retries=0)
+
+
+def _sent(fake: FakeUpstream, path: str) -> dict[str, Any]:
+    rows = fake.requests(path)
+    assert rows, f"the fake upstream received nothing on {path}"
+    body: dict[str, Any] = rows[-1]["body"]
+    return body
+
+
+TOOLS: list[Any] = [{"type": "function", "name": "get_weather", "description": "Weather for a city",
+                     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                    "required": ["city"], "additionalProperties": False}, "strict": False}]
+
+
+# ── the mock: native, no network ───────────────────────────────────────
+
+
+def test_mock_answers_plain_with_usage_and_ghat_headers(gateway: Gateway, client: openai.OpenAI) -> None:
+    raw = client.responses.with_raw_response.create(model="echo", input="hello there", instructions="be brief")
+    r = raw.parse()
+    assert r.output_text == "echo: hello there"
+    assert r.status == "completed" and r.usage is not None and r.usage.output_tokens == 4  # echo : hello there
+    assert raw.headers["x-ghat-app"] == "agent" and raw.headers["x-ghat-provider"] == "local"
+    assert "overhead;dur=" in raw.headers["server-timing"]
+
+
+def test_mock_streams_typed_events_in_order(client: openai.OpenAI) -> None:
+    events = list(client.responses.create(model="echo", input="one two three", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added"]  # fmt: skip
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                          "response.completed"]  # fmt: skip
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == "echo: one two three"
+    assert events[-1].response.output_text == deltas  # type: ignore[union-attr]
+
+
+def test_stream_helper_accumulates_the_redacted_answer(client: openai.OpenAI) -> None:
+    with client.responses.stream(model="echo", input=f"mail {EMAIL} now") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert EMAIL not in text and "[EMAIL_1]" in text
+    assert final.output_text == text
+
+
+# ── native OpenAI upstream: the guarded body, exactly ──────────────────
+
+
+def test_native_upstream_receives_exactly_the_guarded_body(client: openai.OpenAI,
+                                                           fake_upstream: FakeUpstream) -> None:
+    r = client.responses.create(
+        model="native", instructions=f"Deploy key {SECRET}.",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": f"write to {EMAIL}"}]}],
+        tools=TOOLS, tool_choice="auto", temperature=0.2, metadata={"trace": "t1"},
+        text={"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"}, "strict": True}},
+    )
+    sent = _sent(fake_upstream, "/v1/responses")
+    assert sent == {
+        "model": "gpt-test", "instructions": "Deploy key [AWS_ACCESS_KEY_ID_1].",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "write to [EMAIL_1]"}]}],
+        "tools": TOOLS, "tool_choice": "auto", "temperature": 0.2, "metadata": {"trace": "t1"},
+        "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object"}, "strict": True}},
+        "max_output_tokens": 512,
+    }
+    assert r.output_text == "fake: write to [EMAIL_1]"
+
+
+def test_native_function_call_round_trip(client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:
+    call = {"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "call_1",
+            "name": "get_weather", "arguments": json.dumps({"city": "Paris", "note": f"cc {EMAIL}"})}
+    fake_upstream.fault("reply", times=1, body={"id": "resp_1", "object": "response", "created_at": 0,
+                                                "status": "completed", "model": "gpt-test", "output": [call],
+                                                "usage": {"input_tokens": 5, "output_tokens": 7,
+                                                          "total_tokens": 12}})  # fmt: skip
+    r = client.responses.create(model="native", input="weather in Paris?", tools=TOOLS)
+    out = r.output[0]
+    assert out.type == "function_call" and out.name == "get_weather"
+    args = json.loads(out.arguments)  # redaction keeps it valid JSON
+    assert args == {"city": "Paris", "note": "cc [EMAIL_1]"}
+    follow = client.responses.create(model="native", tools=TOOLS, input=[
+        {"role": "user", "content": "weather in Paris?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": out.arguments},
+        {"type": "function_call_output", "call_id": "call_1", "output": f"sunny; key {SECRET}"}])  # fmt: skip
+    sent = _sent(fake_upstream, "/v1/responses")
+    assert sent["input"][2] == {"type": "function_call_output", "call_id": "call_1",
+                                "output": "sunny; key [AWS_ACCESS_KEY_ID_1]"}  # fmt: skip
+    assert follow.output_text == "fake: weather in Paris?"
+
+
+def test_native_stream_is_guarded_per_slot(client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:
+    events = list(client.responses.create(model="native", input=f"tell {EMAIL} hi", stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "fake: tell [EMAIL_1] hi"
+    done = [e for e in events if e.type == "response.output_text.done"]
+    assert done and done[0].text == text
+    assert events[-1].type == "response.completed" and events[-1].response.output_text == text
+    assert EMAIL not in json.dumps([e.model_dump() for e in events])
+    assert _sent(fake_upstream, "/v1/responses")["stream"] is True
+
+
+def test_native_streamed_function_call_arguments_are_guarded_whole(client: openai.OpenAI,
+                                                                   fake_upstream: FakeUpstream) -> None:
+    args = json.dumps({"to": EMAIL})
+    item = {"id": "fc_1", "type": "function_call", "status": "in_progress", "call_id": "c1", "name": "send",
+            "arguments": ""}
+    resp = {"id": "resp_s", "object": "response", "created_at": 0, "status": "in_progress", "model": "gpt-test",
+            "output": []}
+    done_item = {**item, "status": "completed", "arguments": args}
+    chunks = [{"type": "response.created", "response": resp},
+              {"type": "response.output_item.added", "output_index": 0, "item": item},
+              *({"type": "response.function_call_arguments.delta", "item_id": "fc_1", "output_index": 0,
+                 "delta": args[k:k + 5]} for k in range(0, len(args), 5)),
+              {"type": "response.function_call_arguments.done", "item_id": "fc_1", "output_index": 0,
+               "arguments": args},
+              {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+              {"type": "response.completed", "response": {**resp, "status": "completed", "output": [done_item],
+                                                          "usage": {"input_tokens": 1, "output_tokens": 2}}}]
+    fake_upstream.fault("reply", times=1, chunks=chunks)
+    with client.responses.stream(model="native", input="send it", tools=TOOLS) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    assert len(deltas) == 1 and json.loads(deltas[0]) == {"to": "[EMAIL_1]"}
+    assert final.output[0].arguments == deltas[0]  # type: ignore[union-attr]
+    assert EMAIL not in json.dumps([e.model_dump() for e in events])
+
+
+def test_output_block_ends_the_stream_with_an_sdk_error(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIError) as exc:
+        list(client.responses.create(model="echo", input="say OUTBLOCK-1234 please", stream=True))
+    assert "outblock" in str(exc.value).lower() or "guardrail" in str(exc.value).lower()
+
+
+# ── errors, as the SDK's exception classes ─────────────────────────────
+
+
+def test_errors_raise_the_sdk_exception_classes(gateway: Gateway, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=gateway.v1, api_key="ghat_test_nope", max_retries=0).responses.create(
+            model="echo", input="hi")
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        client.responses.create(model="echo", input="FORBIDDEN-1234")
+    assert denied.value.code == "guardrail_forbidden_blocked"
+    narrow = openai.OpenAI(base_url=gateway.v1, api_key=gateway.keys["narrow"], max_retries=0)
+    narrow.responses.create(model="echo", input="first")
+    with pytest.raises(openai.RateLimitError):
+        narrow.responses.create(model="echo", input="second")
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model="echo", input="hi", previous_response_id="resp_123")
+    assert bad.value.param == "previous_response_id"
+    with pytest.raises(openai.BadRequestError) as tool:
+        client.responses.create(model="echo", input="hi", tools=[{"type": "web_search"}])
+    assert tool.value.param == "tools[0].type" and "web_search" in tool.value.message
+    with pytest.raises(openai.BadRequestError) as item:
+        client.responses.create(model="echo", input=[{"type": "item_reference", "id": "msg_1"}])
+    assert item.value.param == "input[0].type"
+
+
+# ── translated: a fake Anthropic upstream ──────────────────────────────
+
+
+def test_translated_to_anthropic_plain(client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:
+    raw = client.responses.with_raw_response.create(model="claude", instructions="be brief",
+                                                    input=f"hello {EMAIL}", max_output_tokens=100)
+    r = raw.parse()
+    sent = _sent(fake_upstream, "/v1/messages")
+    assert sent["system"] == "be brief" and sent["max_tokens"] == 100
+    assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello [EMAIL_1]"}]}]
+    assert r.output_text == "fake: hello [EMAIL_1]" and r.usage is not None and r.usage.input_tokens == 4
+    assert raw.headers["x-ghat-provider"] == "ant"
+
+
+def test_translated_to_anthropic_streamed(client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:
+    with client.responses.stream(model="claude", input="stream this") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text.strip() == "fake: stream this" and final.output_text == text
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert final.usage is not None and final.usage.output_tokens > 0
+
+
+def test_translated_tool_turn_reaches_anthropic_as_tool_use_and_result(client: openai.OpenAI,
+                                                                       fake_upstream: FakeUpstream) -> None:
+    client.responses.create(model="claude", tools=TOOLS, tool_choice="required", input=[
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "toolu_1", "name": "get_weather", "arguments": '{"city":"Oslo"}'},
+        {"type": "function_call_output", "call_id": "toolu_1", "output": "rain"}])  # fmt: skip
+    sent = _sent(fake_upstream, "/v1/messages")
+    assert sent["tools"][0]["name"] == "get_weather" and sent["tool_choice"] == {"type": "any"}
+    assert sent["messages"][1]["content"] == [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                               "input": {"city": "Oslo"}}]  # fmt: skip
+    assert sent["messages"][2]["content"][0]["type"] == "tool_result"
+
+
+@pytest.mark.parametrize(("extra", "param"), [
+    ({"text": {"format": {"type": "json_schema", "name": "o", "schema": {"type": "object"}}}}, "text.format"),
+    ({"store": True}, "store"),
+    ({"reasoning": {"effort": "low"}}, "reasoning"),
+    ({"tools": [{**TOOLS[0], "strict": True}]}, "tools[0].strict"),
+    ({"input": [{"type": "reasoning", "id": "rs_1", "summary": []}, {"role": "user", "content": "hi"}]},
+     "input[0].type"),
+    ({"top_logprobs": 2}, "top_logprobs"),
+])  # fmt: skip
+def test_translation_refuses_what_anthropic_cannot_honour(client: openai.OpenAI, fake_upstream: FakeUpstream,
+                                                          extra: dict[str, Any], param: str) -> None:
+    body: dict[str, Any] = {"model": "claude", "input": "hi", **extra}
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(**body)
+    assert f"'{param}'" in exc.value.message
+    assert fake_upstream.requests("/v1/messages") == []  # refused before anything left
+
+
+def test_upstream_rate_limit_reaches_the_caller_as_429(client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.fault("status", status=429, retry_after="3", times=1)
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.responses.create(model="native", input="hi")
+    assert exc.value.response.headers["retry-after"] == "3"
+
+
+def test_raw_http_stream_has_event_lines_and_no_done(gateway: Gateway) -> None:
+    with httpx.stream("POST", f"{gateway.v1}/responses", timeout=10,
+                      json={"model": "echo", "input": "hi", "stream": True},
+                      headers={"authorization": f"Bearer {gateway.keys['agent']}"}) as r:
+        body = r.read().decode()
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert body.startswith("event: response.created\ndata: ")
+    assert "[DONE]" not in body
