@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +34,7 @@ model local/echo       { price in 0 out 0 per 1M }
 alias native   { route fake/gpt-test retries 0 }
 alias claude   { route ant/claude-test retries 0 }
 alias echo     { route local/echo }
+alias codex    { route fake/gpt-test retries 0 }
 detector forbidden pattern /FORBIDDEN-[0-9]{4}/ type forbidden
 detector outblock  pattern /OUTBLOCK-[0-9]{4}/ type outblock
 app agent {
@@ -43,13 +45,19 @@ app agent {
   output { secrets redact; pii redact; outblock block }
 }
 app narrow { env test  models echo  rate_limit 1/min }
+app codex {
+  env test
+  models codex
+  input  { secrets redact; pii redact; prompt_injection detect }
+  output { secrets redact; pii redact }
+}
 """
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, fake_upstream_server: FakeUpstream) -> Iterator[Gateway]:
-    gw = start_gateway(tmp_path_factory.mktemp("responses"), fake_upstream_server.url, apps=("agent", "narrow"),
-                       policy=POLICY)  # fmt: skip
+    gw = start_gateway(tmp_path_factory.mktemp("responses"), fake_upstream_server.url,
+                       apps=("agent", "narrow", "codex"), policy=POLICY)
     yield gw
     gw.stop()
 
@@ -287,3 +295,118 @@ def test_raw_http_stream_has_event_lines_and_no_done(gateway: Gateway) -> None:
     assert r.headers["content-type"].startswith("text/event-stream")
     assert body.startswith("event: response.created\ndata: ")
     assert "[DONE]" not in body
+
+
+# ── a coding agent's session (Codex CLI's request shape), through ghat unchanged but for redaction ──
+
+SESSION = json.loads((Path(__file__).parent / "data" / "codex_session.json").read_text())["requests"]
+
+
+def _agent_events(turn: int, final_text: str | None) -> list[dict[str, Any]]:
+    """What an OpenAI upstream streams for one agent turn: a reasoning item, then a tool call (or the last answer)."""
+    rid = f"resp_{turn}"
+    head = {"id": rid, "object": "response", "created_at": 1, "status": "in_progress", "model": "gpt-test",
+            "output": [], "usage": None}
+    reasoning = {"id": f"rs_{turn}", "type": "reasoning", "summary": [], "encrypted_content": "gAAAAB" + "x" * 40}
+    summary = {"type": "summary_text", "text": f"**Step {turn}** thinking"}
+    at_r = {"item_id": f"rs_{turn}", "output_index": 0}
+    evs: list[dict[str, Any]] = [
+        {"type": "response.created", "response": head}, {"type": "response.in_progress", "response": head},
+        {"type": "response.output_item.added", "output_index": 0, "item": reasoning},
+        {"type": "response.reasoning_summary_part.added", **at_r, "summary_index": 0,
+         "part": {"type": "summary_text", "text": ""}},
+        {"type": "response.reasoning_summary_text.delta", **at_r, "summary_index": 0, "delta": "**Step "},
+        {"type": "response.reasoning_summary_text.delta", **at_r, "summary_index": 0, "delta": f"{turn}** thinking"},
+        {"type": "response.reasoning_summary_text.done", **at_r, "summary_index": 0, "text": summary["text"]},
+        {"type": "response.reasoning_summary_part.done", **at_r, "summary_index": 0, "part": summary},
+        {"type": "response.output_item.done", "output_index": 0, "item": {**reasoning, "summary": [summary]}},
+    ]
+    if final_text is None:
+        args = json.dumps({"command": ["bash", "-lc", f"echo step {turn}"], "workdir": "/home/dev/billing"})
+        item = {"id": f"fc_{turn}", "type": "function_call", "status": "in_progress", "arguments": "",
+                "call_id": f"call_{turn}", "name": "shell"}
+        done = {**item, "status": "completed", "arguments": args}
+        at = {"item_id": f"fc_{turn}", "output_index": 1}
+        evs += [{"type": "response.output_item.added", "output_index": 1, "item": item},
+                {"type": "response.function_call_arguments.delta", **at, "delta": args},
+                {"type": "response.function_call_arguments.done", **at, "arguments": args},
+                {"type": "response.output_item.done", "output_index": 1, "item": done}]
+    else:
+        msg = {"id": f"msg_{turn}", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+        part = {"type": "output_text", "text": final_text, "annotations": [], "logprobs": []}
+        done = {**msg, "status": "completed", "content": [part]}
+        at = {"item_id": f"msg_{turn}", "output_index": 1, "content_index": 0}
+        evs += [{"type": "response.output_item.added", "output_index": 1, "item": msg},
+                {"type": "response.content_part.added", **at, "part": {**part, "text": ""}},
+                {"type": "response.output_text.delta", **at, "delta": final_text, "logprobs": []},
+                {"type": "response.output_text.done", **at, "text": final_text, "logprobs": []},
+                {"type": "response.content_part.done", **at, "part": part},
+                {"type": "response.output_item.done", "output_index": 1, "item": done}]
+    usage = {"input_tokens": 900 + turn, "input_tokens_details": {"cached_tokens": 512}, "output_tokens": 40,
+             "output_tokens_details": {"reasoning_tokens": 16}, "total_tokens": 940 + turn}
+    evs.append({"type": "response.completed", "response": {**head, "status": "completed", "usage": usage,
+                                                          "output": [evs[8]["item"], done]}})
+    return [{**e, "sequence_number": n} for n, e in enumerate(evs)]
+
+
+def _events_of(text: str) -> list[dict[str, Any]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        event = json.loads(lines["data"])
+        assert lines["event"] == event["type"]
+        out.append(event)
+    return out
+
+
+def _redacted(value: Any, email: str = "[EMAIL_1]") -> Any:
+    """The recording with only what the policy redacts changed: the key and the email the `.env` holds.
+
+    The answer's placeholders are numbered after the input's: an email the model writes is a new value to
+    the caller (`restore` could never put it back), so it is `[EMAIL_2]` there.
+    """
+    if isinstance(value, dict):
+        return {k: _redacted(v, email) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, email) for v in value]
+    if isinstance(value, str):
+        return value.replace(SECRET, "[AWS_ACCESS_KEY_ID_1]").replace(EMAIL, email)
+    return value
+
+
+def test_a_coding_agent_session_goes_through_unchanged_but_for_redaction(gateway: Gateway,
+                                                                         fake_upstream: FakeUpstream) -> None:
+    for turn, body in enumerate(SESSION):
+        last = turn == len(SESSION) - 1
+        upstream = _agent_events(turn, f"The contact is {EMAIL}." if last else None)
+        fake_upstream.fault("reply", times=1, chunks=upstream)
+        with httpx.stream("POST", f"{gateway.v1}/responses", json=body, timeout=15,
+                          headers={"authorization": f"Bearer {gateway.keys['codex']}"}) as r:
+            got = _events_of(r.read().decode())
+        assert r.status_code == 200
+        sent = _sent(fake_upstream, "/v1/responses")
+        expected = _redacted({**body, "model": "gpt-test"})
+        # a tool output that holds JSON is guarded leaf by leaf and serialised again where it changed
+        for k, item in enumerate(sent["input"]):
+            if item.get("type") == "function_call_output" and item != expected["input"][k]:
+                assert json.loads(item["output"]) == json.loads(expected["input"][k]["output"])
+                sent["input"][k] = expected["input"][k]
+        assert sent == expected
+        assert (SECRET in json.dumps(body)) == (turn >= 2)  # the key entered the history with the .env output
+        # every event and id as the upstream sent it; only the cuts between deltas move (output guards hold text
+        # back until a span is whole), so deltas of one slot are compared joined, and events numbered again
+        assert _joined(got) == _joined(_redacted(upstream, "[EMAIL_2]"))
+        assert [e["sequence_number"] for e in got] == list(range(len(got)))
+
+
+def _joined(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for e in events:
+        e = {k: v for k, v in e.items() if k != "sequence_number"}
+        prev = out[-1] if out else None
+        if prev is not None and e["type"].endswith(".delta") and prev["type"] == e["type"] \
+                and prev.get("item_id") == e.get("item_id"):  # fmt: skip
+            prev["delta"] += e["delta"]
+        else:
+            out.append(e)
+    return out

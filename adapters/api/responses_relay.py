@@ -259,6 +259,8 @@ async def relay_responses(
                 if result.sent is not None and name == "text":
                     result.sent.append(tail)
                 extra = {k: event[k] for k in ("item_id", "output_index", index) if k in event}
+                if name == "text":
+                    extra["logprobs"] = []  # the held pieces' token logprobs do not fit a merged tail
                 await emit({"type": delta_kind, **extra, "delta": tail})
             finals[key] = event[field] = "".join(s.sent)
             await emit(event)

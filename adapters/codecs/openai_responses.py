@@ -67,8 +67,11 @@ MESSAGE_ITEM = Obj({"type": Enum(frozenset({"message"})), "role": Enum(frozenset
 FUNCTION_CALL = Obj({"type": Enum(frozenset({"function_call"})), "id": Text("name"), "call_id": Text("name"),
                      "name": Text("name"), "arguments": JsonText("tool_arguments"), "status": STATUS},
                     role_from="type", roles={"function_call": "assistant"})  # fmt: skip
+# a tool's output is often JSON (Codex CLI sends `{"output": …, "metadata": …}`): its leaves are the slots, so
+# `\u0040` cannot hide an `@`, and it stays valid JSON after redaction; other text is one slot
 FUNCTION_OUTPUT = Obj({"type": Enum(frozenset({"function_call_output"})), "id": Text("name"),
-                       "call_id": Text("name"), "output": _CONTENT, "status": STATUS},
+                       "call_id": Text("name"), "output": OneOf({str: JsonText("text"), list: ListOf(PART)}),
+                       "status": STATUS},
                       role_from="type", roles={"function_call_output": "tool"})  # fmt: skip
 REASONING = Obj({"type": Enum(frozenset({"reasoning"})), "id": Text("name"), "summary": ListOf(PART),
                  "content": ListOf(PART), "encrypted_content": Text("binary"), "status": STATUS},
