@@ -146,7 +146,8 @@ class MockProvider:
         pieces, prompt, finish = self._reply({"messages": _responses_turns(body),
                                               "max_completion_tokens": body.get("max_output_tokens")})
         completion = count_tokens("".join(pieces))
-        usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": completion,
+        usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                 "output_tokens": completion,
                  "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + completion}
         return pieces, prompt, finish, usage
 
@@ -159,7 +160,7 @@ class MockProvider:
         pieces, _, finish, usage = self._responses_reply(body)
         digest = _digest(body)
         return response_object(f"resp_mock{digest}", body.get("model", candidate.upstream_model),
-                               [message_item(f"msg_mock{digest}", "".join(pieces))], body,
+                               [message_item(f"msg_mock{digest}_0", "".join(pieces))], body,
                                status="incomplete" if finish == "length" else "completed", usage=usage,
                                created_at=0)  # fmt: skip
 

@@ -107,12 +107,23 @@ def _serve(root: Path, policies: Path, data: Path, workers: int) -> tuple[subpro
     return proc, port
 
 
+def _modes() -> list[tuple[str, str, dict[str, object]]]:
+    """Each measured mode: its name, path and body (the same prompt in chat and in the Responses dialect)."""
+    chat = {"model": "smart-default", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 256}
+    responses = {"model": "smart-default", "input": PROMPT, "max_output_tokens": 256}
+    return [("chat", "/v1/chat/completions", {**chat, "stream": False}),
+            ("stream", "/v1/chat/completions", {**chat, "stream": True}),
+            ("responses", "/v1/responses", {**responses, "stream": False}),
+            ("responses-stream", "/v1/responses", {**responses, "stream": True})]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--baseline", type=Path, help="another checkout to measure in the same run, as `(before)`")
-    ap.add_argument("--modes", default="chat,stream", help="comma-separated: chat, stream")
+    ap.add_argument("--modes", default="chat,stream", help="comma-separated: chat, stream, responses, "
+                    "responses-stream (OpenAI's Responses API, native to the openai provider)")
     ap.add_argument("--conns", default="1,16", help="comma-separated connection counts")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -134,21 +145,18 @@ def main() -> int:
             proc, port = _serve(root, tmp / "policies", data, args.workers)
             pids = [proc.pid, *_children(proc.pid)] if args.workers > 1 else [proc.pid]
             servers.append((label, proc, port, pids))
-        for stream in (False, True):
-            mode = "stream" if stream else "chat"
+        for mode, path, body in _modes():
             if mode not in args.modes.split(","):
                 continue
-            body = {"model": "smart-default", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 256,
-                    "stream": stream}  # fmt: skip
             direct = {**body, "model": "gpt-4o"}
-            up_url = f"{fake.origin}/v1/chat/completions"
+            up_url = f"{fake.origin}{path}"
             for _, _, port, _ in servers:
-                _wrk(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body), key, 4, 2)  # warm up
+                _wrk(f"http://127.0.0.1:{port}{path}", json.dumps(body), key, 4, 2)  # warm up
             for conns in (int(c) for c in args.conns.split(",")):
                 d = _wrk(up_url, json.dumps(direct), "x", conns, args.duration)
                 for label, _, port, pids in servers:
                     cpu0 = sum(_cpu_s(p) for p in pids)
-                    g = _wrk(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(body), key, conns,
+                    g = _wrk(f"http://127.0.0.1:{port}{path}", json.dumps(body), key, conns,
                              args.duration)  # fmt: skip
                     cpu = (sum(_cpu_s(p) for p in pids) - cpu0) / max(g["requests"], 1) * 1000
                     rows.append((mode + label, conns, d, g, cpu))

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsl.catalog import ENDPOINTS
+
 if TYPE_CHECKING:
     from engine.decision import Decision
     from engine.request import GatewayRequest
@@ -30,7 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--policies", type=Path, nargs="+", required=True, help="policy files or directories")
     p.add_argument("--key-app", required=True, help="the app the request's key belongs to")
     p.add_argument("--env", help="the environment the server runs (default: every app)")
-    p.add_argument("--endpoint", choices=("chat", "embeddings"), help="default: embeddings if the body has input")
+    p.add_argument("--endpoint", choices=ENDPOINTS,
+                   help="default: responses or embeddings if the body has input (by its fields), else chat")
     p.add_argument("--json", action="store_true", help="print the decision and its trace as JSON")
     p.set_defaults(func=run)
 
@@ -76,7 +79,8 @@ def request_from_json(body: object, endpoint: str | None = None) -> GatewayReque
     if not isinstance(body, dict):
         raise BadRequest("the request must be a JSON object")
     try:
-        return decode(body, {}, "embeddings" if endpoint == "embeddings" else "chat" if endpoint else None)
+        picked = next((e for e in ("chat", "embeddings", "responses") if e == endpoint), None)
+        return decode(body, {}, picked)
     except InvalidBody as exc:
         raise BadRequest(exc.message) from None
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsl import ast, conditions
+from dsl.catalog import ENDPOINTS
 from dsl.conditions import Domain, example, satisfy
 from dsl.lint import lint
 from dsl.parser import parse_text
@@ -100,8 +101,10 @@ def test_overlapping_whens_that_agree_or_exclude_each_other_are_not_reported() -
 
 
 def test_when_that_always_matches_is_a_note() -> None:
-    out = _lint(_app('when endpoint in ["chat", "embeddings"] { timeout 10s }'))
+    every = ", ".join(f'"{e}"' for e in ENDPOINTS)  # every endpoint the gateway serves, whichever they are
+    out = _lint(_app(f"when endpoint in [{every}] {{ timeout 10s }}"))
     assert [r for r, _, _ in out] == ["when/always-matches"]
+    assert _rules(_app('when endpoint in ["chat", "embeddings"] { timeout 10s }')) == []  # not /v1/responses
 
 
 def test_limits_cost_timeouts_and_security() -> None:
@@ -186,7 +189,7 @@ def _admitted_requests() -> list[dict[str, str]]:
     """Every request that reaches `when` evaluation, over values plus an unmentioned one for metadata."""
     out = []
     for model, kind in MODELS.items():
-        for endpoint in ("chat", "embeddings"):
+        for endpoint in ENDPOINTS:
             if kind is not None and (kind == "embedding") != (endpoint == "embeddings"):
                 continue
             for op, svc in itertools.product([*VALUES["operation"], "zz"], [*VALUES["source_service"], "", "zz"]):
@@ -254,8 +257,8 @@ def _render(expr: ast.Expr) -> str:
 def _admitted_app_requests() -> list[dict[str, str]]:
     out = []
     for model, kind in APP_MODELS.items():
-        endpoint = "embeddings" if kind == "embedding" else "chat"
-        for op, svc in itertools.product(["a", "b", "", "zz"], ["x", "y", "", "zz"]):
+        served = ["embeddings"] if kind == "embedding" else [e for e in ENDPOINTS if e != "embeddings"]
+        for endpoint, op, svc in itertools.product(served, ["a", "b", "", "zz"], ["x", "y", "", "zz"]):
             out.append({"model": model, "endpoint": endpoint, "operation": op, "source_service": svc})
     return out
 

@@ -216,7 +216,8 @@ def responses_usage(usage: Any) -> JSON | None:
     out_details = usage.get("completion_tokens_details")
     out_details = out_details if isinstance(out_details, dict) else {}
     p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    return {"input_tokens": p, "input_tokens_details": {"cached_tokens": details.get("cached_tokens") or 0},
+    return {"input_tokens": p, "input_tokens_details": {"cached_tokens": details.get("cached_tokens") or 0,
+                                                        "cache_write_tokens": 0},  # chat usage has no such count
             "output_tokens": c, "output_tokens_details": {"reasoning_tokens": out_details.get("reasoning_tokens") or 0},
             "total_tokens": p + c if type(p) is int and type(c) is int else None}  # fmt: skip
 
