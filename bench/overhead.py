@@ -94,7 +94,8 @@ def _serve(root: Path, policies: Path, data: Path, workers: int) -> tuple[subpro
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--policies", str(policies), "--env", "prod",
          "--data-dir", str(data), "--port", str(port), "--workers", str(workers)],
-        cwd=root, env={**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": str(root)},
+        cwd=root, env={**os.environ, "OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-ant-bench",
+                       "PYTHONPATH": str(root)},
     )  # fmt: skip
     import httpx
 

@@ -34,12 +34,13 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from dsl.catalog import ENDPOINTS
 from engine.compiler import CompiledPolicy
 from engine.decision import Allow, Decision
 from engine.records import LogRecord
-from engine.request import EvalContext, GatewayRequest, TextField
+from engine.request import Endpoint, EvalContext, GatewayRequest, TextField
 from engine.testing import evaluate_sync
 
 # Codes whose decision depended on something replay cannot rebuild.
@@ -136,7 +137,7 @@ class ReplayReport:
 def recorded_outcome(r: LogRecord) -> Outcome | str:
     """The old decision as the log recorded it, or why it cannot be compared."""
     code = r.error_code
-    if r.endpoint not in ("chat", "embeddings"):
+    if r.endpoint not in ENDPOINTS:
         return f"endpoint {r.endpoint} is not decided by policy"
     if code in _NOT_REPLAYABLE:
         return _NOT_REPLAYABLE[code]
@@ -193,7 +194,7 @@ def _texts(r: LogRecord, decode: Decoder | None = None) -> tuple[TextField, ...]
 def rebuild(r: LogRecord, texts: tuple[TextField, ...] | None = None) -> GatewayRequest:
     """The request as policy saw it, from its log record (and its captured texts, if any)."""
     return GatewayRequest(
-        endpoint="embeddings" if r.endpoint == "embeddings" else "chat", model=r.requested_model or "",
+        endpoint=cast(Endpoint, r.endpoint) if r.endpoint in ENDPOINTS else "chat", model=r.requested_model or "",
         texts=texts or (), max_tokens=r.max_tokens, metadata=dict(r.metadata), stream=r.stream,
     )  # fmt: skip
 
