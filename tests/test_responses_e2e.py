@@ -12,6 +12,9 @@ tools with a `function_call_output` turn, and the SDK's exception classes for
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ import pytest
 
 from tests.canary import EMAIL, SECRET
 from tests.fixtures_upstream import FakeUpstream
-from tests.gateway_process import Gateway, start_gateway
+from tests.gateway_process import ROOT, Gateway, start_gateway
 
 POLICY = """
 provider fake  { kind openai     base_url "__UPSTREAM__"  api_key "sk-fake" }
@@ -410,3 +413,61 @@ def _joined(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             out.append(e)
     return out
+
+
+# ── one log record per request, with usage and cost, whatever the dialect; hostile upstreams ──
+
+
+def _logged(gw: Gateway, rid: str) -> dict[str, Any]:
+    """The request's log record, once the writer (off the hot path) has put it down."""
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run([sys.executable, "-m", "cli.main", "logs", "show", rid, "--data-dir", str(gw.data_dir)],
+                             capture_output=True, text=True, timeout=30, cwd=ROOT)  # fmt: skip
+        if out.returncode == 0:
+            return dict(json.loads(out.stdout))
+        assert time.monotonic() < deadline, out.stderr
+        time.sleep(0.5)
+
+
+def test_requests_are_logged_with_usage_cost_and_metadata(gateway: Gateway, client: openai.OpenAI) -> None:
+    plain = client.responses.with_raw_response.create(model="native", input=f"mail {EMAIL}",
+                                                      extra_headers={"x-ghat-operation": "triage"})
+    with client.responses.with_streaming_response.create(model="native", input="hi there", stream=True) as s:
+        s.read()
+        streamed_id = s.headers["x-request-id"]
+    rec = _logged(gateway, plain.headers["x-request-id"])
+    assert (rec["endpoint"], rec["requested_model"], rec["provider"], rec["status"]) == ("responses", "native",
+                                                                                          "fake", 200)
+    assert rec["metadata"] == {"operation": "triage"} and rec["usage_source"] == "provider"
+    assert rec["prompt_tokens"] == 2 and rec["completion_tokens"] == 3  # the fake counts words
+    assert rec["cost_usd"] == pytest.approx((2 * 1 + 3 * 2) / 1e6)
+    assert ["input", "pii", "email", 1, "redact", False] in rec["guardrails"]
+    rec = _logged(gateway, streamed_id)
+    assert rec["endpoint"] == "responses" and rec["stream"] is True and rec["completion_tokens"] == 3
+
+
+def test_a_malformed_or_cut_upstream_is_an_error_not_a_crash(client: openai.OpenAI,
+                                                             fake_upstream: FakeUpstream) -> None:
+    fake_upstream.fault("reply", times=1, body={"object": "response", "output": "not a list"})
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.responses.create(model="native", input="hi")
+    assert exc.value.status_code == 502 and "output is not a list" in exc.value.message
+    fake_upstream.fault("cut", times=1, after_chunks=4)
+    with pytest.raises(openai.APIError):
+        list(client.responses.create(model="native", input="one two three", stream=True))
+    fake_upstream.fault("reply", times=1, chunks=[{"type": "response.created", "response": {
+        "id": "r", "object": "response", "status": "in_progress", "output": []}},
+        {"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": 42}])  # fmt: skip
+    with pytest.raises(openai.APIError) as cut:
+        list(client.responses.create(model="native", input="hi", stream=True))
+    assert "delta is not a string" in str(cut.value)
+
+
+def test_the_dry_run_decides_a_responses_body_as_the_server_does(gateway: Gateway) -> None:
+    body = {"model": "native", "instructions": f"key {SECRET}", "input": [{"role": "user", "content": "hi"}]}
+    dry = httpx.post(f"{gateway.v1}/ghat/evaluate", json=body, timeout=10,
+                     headers={"authorization": f"Bearer {gateway.keys['agent']}"}).json()  # fmt: skip
+    assert dry["decision"] == "allow" and dry["max_tokens"] == 512
+    assert dry["forwarded"]["instructions"] == "key [AWS_ACCESS_KEY_ID_1]"
+    assert dry["forwarded"]["max_output_tokens"] == 512
