@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.canary import EMAIL, SECRET
 from tests.fixtures_upstream import FakeUpstream
@@ -471,3 +473,45 @@ def test_the_dry_run_decides_a_responses_body_as_the_server_does(gateway: Gatewa
     assert dry["decision"] == "allow" and dry["max_tokens"] == 512
     assert dry["forwarded"]["instructions"] == "key [AWS_ACCESS_KEY_ID_1]"
     assert dry["forwarded"]["max_output_tokens"] == 512
+
+
+@st.composite
+def _hostile(draw: st.DrawFn) -> dict[str, Any]:
+    """A Responses body shaped like the schema, with any field possibly of any type or value (P2)."""
+    scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30)
+    v = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                           max_size=3), max_leaves=8)
+    part = st.fixed_dictionaries({"type": st.sampled_from(["input_text", "input_image", "output_text"]) | v,
+                                  "text": v}, optional={"image_url": v, "detail": v})  # fmt: skip
+    item = st.fixed_dictionaries({}, optional={
+        "type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning"]) | v,
+        "role": st.sampled_from(["user", "assistant", "system", "developer"]) | v,
+        "content": st.text(max_size=20) | st.lists(part, max_size=2) | v, "call_id": v, "name": v,
+        "arguments": v, "output": v, "summary": v})  # fmt: skip
+    tool = st.fixed_dictionaries({"type": st.just("function") | v}, optional={
+        "name": v, "parameters": v, "strict": st.just(False) | v, "description": v})
+    return draw(st.fixed_dictionaries({"model": st.sampled_from(["echo", "claude", "nope"]) | v,
+                                       "input": st.text(max_size=30) | st.lists(item, max_size=3) | v},
+                                      optional={"instructions": v, "tools": st.lists(tool, max_size=2) | v,
+                                                "tool_choice": v, "text": v, "max_output_tokens": v,
+                                                "stream": st.booleans(), "metadata": v, "temperature": v,
+                                                "store": v, "include": v, "reasoning": v}))  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=_hostile())
+def test_hostile_responses_bodies_never_get_a_5xx(gateway: Gateway, fake_upstream_server: FakeUpstream,
+                                                  body: dict[str, Any]) -> None:
+    r = httpx.post(f"{gateway.v1}/responses", content=json.dumps(body, allow_nan=True), timeout=15,
+                   headers={"authorization": f"Bearer {gateway.keys['agent']}", "content-type": "application/json"})
+    assert r.status_code < 500, (r.status_code, r.text[:300])
+    if r.status_code >= 400:
+        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    elif "text/event-stream" in r.headers.get("content-type", ""):
+        assert '"type":"response.completed"' in r.text or '"type":"error"' in r.text, r.text[-300:]
+    else:
+        assert r.json()["object"] == "response"
+
+
+def test_the_gateway_logged_no_traceback(gateway: Gateway) -> None:
+    assert "Traceback" not in gateway.log(), gateway.log()[-3000:]

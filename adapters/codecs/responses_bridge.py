@@ -135,6 +135,8 @@ def _message(item: JSON, i: int, provider: str) -> list[JSON]:
     where = f"input[{i}]"
     if kind == "message":
         role = item.get("role")
+        if role not in ("user", "assistant", "system", "developer"):
+            raise _refuse(provider, f"{where}.role", "a message there is from user, assistant, system or developer")
         for key in item:
             if key not in ("type", "role", "content", "id", "status"):
                 raise _refuse(provider, f"{where}.{key}", "a chat message has no such field")
@@ -156,8 +158,8 @@ def _content(content: Any, where: str, provider: str) -> Any:
     if isinstance(content, str) or content is None:
         return content
     parts: list[JSON] = []
-    for k, part in enumerate(content):
-        kind = part.get("type")
+    for k, part in enumerate(content if isinstance(content, list) else [content]):
+        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
         if kind in ("input_text", "output_text", "text"):
             parts.append({"type": "text", "text": part.get("text", "")})
         elif kind == "refusal":
@@ -172,8 +174,8 @@ def _content(content: Any, where: str, provider: str) -> Any:
 
 def _text_parts(parts: Any, where: str, provider: str) -> str:
     out: list[str] = []
-    for k, part in enumerate(parts or ()):
-        if part.get("type") not in ("input_text", "output_text", "text"):
+    for k, part in enumerate(parts if isinstance(parts, list) else [parts]):
+        if not isinstance(part, dict) or part.get("type") not in ("input_text", "output_text", "text"):
             raise _refuse(provider, f"{where}[{k}]", "a tool result there is text only")
         out.append(str(part.get("text", "")))
     return "\n".join(out)
