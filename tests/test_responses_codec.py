@@ -240,3 +240,63 @@ def test_the_mock_speaks_responses_deterministically() -> None:
     for e in events:
         EVENTS.validate_python(e)
     assert events[-1]["response"]["output"] == first["output"]
+
+
+def test_restore_in_a_stream_puts_back_only_the_callers_values_in_every_copy() -> None:
+    """`restore` through the Responses relay: deltas, the done event and the final response all agree."""
+    from adapters.api.responses import Exchange
+    from adapters.api.responses_relay import relay_responses
+    from engine.guards import Redactor
+    from tests.canary import responses_events
+
+    pf, _ = parse_text("provider p { kind mock }\nmodel p/chat { price in 0 out 0 per 1M }\n"
+                       "app r { env prod  models p/chat  output { pii redact } }\n", "r.policy")  # fmt: skip
+    pipeline = compile_policy(ast.PolicySet((pf,)), "prod").apps["r"].output
+    input_side = Redactor()
+    tag = input_side.placeholder("email", "mine@in.example.com")
+    text = f"yours {tag}, theirs other@out.example.com, again {tag}"
+    response = {"id": "r", "object": "response", "created_at": 0, "status": "completed", "model": "m",
+                "output": [{"id": "m", "type": "message", "status": "completed", "role": "assistant",
+                            "content": [{"type": "output_text", "text": text, "annotations": []}]}]}  # fmt: skip
+    sent: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message.get("body", b""))
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        return {}
+
+    class Route:
+        def __init__(self) -> None:
+            self.events = iter(responses_events(response, [7, 19, 30]))
+
+        def __aiter__(self) -> Route:
+            return self
+
+        async def __anext__(self) -> dict[str, Any]:
+            try:
+                return next(self.events)
+            except StopIteration:
+                raise StopAsyncIteration from None
+
+        def time_left(self) -> None:
+            return None
+
+        async def aclose(self) -> None:
+            return None
+
+    async def main() -> Any:
+        return await relay_responses(Exchange(send, "rid", "v", "responses"), Route(), receive,  # type: ignore[arg-type]
+                                     pipeline=pipeline, redactor=input_side.for_output(), grounding=(),
+                                     restore=frozenset({"email"}))  # fmt: skip
+
+    outcome, _ = anyio.run(main)
+    assert outcome.error_code is None
+    events = [json.loads(line[6:]) for piece in b"".join(sent).split(b"\n\n") for line in piece.split(b"\n")
+              if line.startswith(b"data: ")]  # fmt: skip
+    streamed = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert streamed == "yours mine@in.example.com, theirs [EMAIL_2], again mine@in.example.com"
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    assert done["text"] == streamed
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == streamed
