@@ -25,6 +25,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -32,6 +33,7 @@ import anyio
 from adapters.api.observe import begin_request
 from adapters.api.responses import Exchange, Message, Receive, Scope, Send, error_body
 from adapters.api.responses_relay import relay_responses
+from adapters.api.served_responses import ServedResponses
 from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
 from adapters.codecs import CODECS, BadRequest, decode, load_json, upstream_body
@@ -113,6 +115,7 @@ class GatewayApp:
             ("GET", "/metrics"): self.metrics,
         }
         self.paths = {p for _, p in self.routes}
+        self.served_responses = ServedResponses()  # previous_response_id: only for responses served here
         self.endpoints = {codec.path: codec.endpoint for codec in CODECS.values()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -314,6 +317,11 @@ class GatewayApp:
             return
         body, allow = decided
         responses = ex.endpoint == "responses"
+        if responses and body.get("previous_response_id") is not None:
+            follow = await self._follow_up(gw, served, ex, body, allow)
+            if follow is None:
+                return
+            allow = follow
         if allow.request.stream:
             await (self._responses_stream if responses else self._stream)(gw, served, ex, receive, body, allow)
             return
@@ -349,6 +357,9 @@ class GatewayApp:
                 await self._fail(gw, served, ex, code, status, guarded.blocked.message)
                 return
             response = guarded.body
+        if responses:
+            self._remember(served, allow, body, result.response.get("id"), response.get("id"),
+                           result.candidate.provider)
         if "responses" in ex.capture:
             ex.response_text = "\n".join(c["message"]["content"] for c in response.get("choices") or []
                                          if isinstance(c, dict) and isinstance(c.get("message"), dict)
@@ -384,6 +395,31 @@ class GatewayApp:
         ex.status, ex.error_code = out.status, out.error_code
         self._log(gw, served, ex)
 
+    async def _follow_up(self, gw: Gateway, served: Served, ex: Exchange, body: JSON, allow: Allow) -> Allow | None:
+        """A `previous_response_id` this gateway served to this app: the route narrowed to the provider holding it.
+
+        Any other id is refused (400 naming the field), never forwarded: the
+        conversation it stands for would reach the model without ghat having
+        guarded it (adapters/api/served_responses.py).
+        """
+        held = self.served_responses.provider_of(str(body["previous_response_id"]), allow.app)
+        candidates = tuple(c for c in allow.candidates if c.provider == held) if held is not None else ()
+        if candidates:
+            return replace(allow, candidates=candidates)
+        why = ("this gateway did not serve that response to this app (or no longer remembers it)" if held is None
+               else f"the response is held by provider '{held}', which this request's route does not reach")
+        await self._fail(gw, served, ex, "invalid_request", 400,
+                         f"'previous_response_id' cannot be honoured: {why}; send the whole conversation in "
+                         "`input` instead.", "previous_response_id")  # fmt: skip
+        return None
+
+    def _remember(self, served: Served, allow: Allow, body: JSON, upstream_id: Any, sent_id: Any,
+                  provider: str) -> None:
+        """Keep the id of a response served natively by a provider that stores it, for a later follow-up."""
+        if isinstance(upstream_id, str) and upstream_id == sent_id and body.get("store") is not False \
+                and getattr(served.router.providers.get(provider), "stores_responses", False):  # fmt: skip
+            self.served_responses.remember(upstream_id, allow.app, provider)
+
     async def _responses_stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, body: JSON,
                                 allow: Allow) -> None:
         """`/v1/responses` with `stream: true`: the typed events, natively or translated, guarded per slot."""
@@ -398,10 +434,11 @@ class GatewayApp:
         ex.model, ex.provider = route.candidate.model, route.candidate.provider
         ex.attempts = len(route.attempts)
         ex.upstream_model = route.candidate.upstream_model
-        out, usage = await relay_responses(ex, route, receive, pipeline=allow.output,
-                                           redactor=allow.redactor.for_output(), grounding=allow.request.grounding,
-                                           restore=served.restore.get(allow.app, frozenset()),
-                                           capture="responses" in ex.capture)  # fmt: skip
+        out, usage, final_id = await relay_responses(
+            ex, route, receive, pipeline=allow.output, redactor=allow.redactor.for_output(),
+            grounding=allow.request.grounding, restore=served.restore.get(allow.app, frozenset()),
+            capture="responses" in ex.capture)  # fmt: skip
+        self._remember(served, allow, body, final_id, final_id, route.candidate.provider)
         if out.sent is not None:
             ex.response_text = "".join(out.sent)
         ex.outcomes.extend(("output", o) for o in out.outcomes)

@@ -93,6 +93,8 @@ class OpenAIProvider:
         await self._http.aclose()
 
     # ── OpenAI Responses, natively (issue 13: /v1/responses; engine.ports.NativeResponses) ──────
+    stores_responses = True  # upstream keeps what it answers (unless `store: false`): previous_response_id works
+
     async def responses(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
         """A Response object from upstream `/responses`; a 200 without `output` is malformed."""
         data = loads_object(self.name, await self._http.post("/responses", dumps(body), timeout_s))

@@ -312,7 +312,7 @@ def responses_stream_through(pipeline: GuardPipeline, events: list[dict[str, Any
 
     async def main() -> Any:
         ex = Exchange(send, "rid", "v", "responses")
-        out, _ = await relay_responses(ex, _Route(events), receive, pipeline=pipeline,  # type: ignore[arg-type]
+        out, _, _ = await relay_responses(ex, _Route(events), receive, pipeline=pipeline,  # type: ignore[arg-type]
                                        redactor=Redactor().for_output(), grounding=(), restore=frozenset())
         return out
 

@@ -91,7 +91,7 @@ def test_redacted_function_arguments_and_json_outputs_stay_valid_json(policy: Co
 
 
 @pytest.mark.parametrize(("body", "param"), [
-    ({"previous_response_id": "resp_1"}, "previous_response_id"),
+    ({"previous_response_id": 5}, "previous_response_id"),
     ({"conversation": "conv_1"}, "conversation"),
     ({"prompt": {"id": "pmpt_1"}}, "prompt"),
     ({"background": True}, "background"),
@@ -291,7 +291,7 @@ def test_restore_in_a_stream_puts_back_only_the_callers_values_in_every_copy() -
                                      pipeline=pipeline, redactor=input_side.for_output(), grounding=(),
                                      restore=frozenset({"email"}))  # fmt: skip
 
-    outcome, _ = anyio.run(main)
+    outcome, _, _ = anyio.run(main)
     assert outcome.error_code is None
     events = [json.loads(line[6:]) for piece in b"".join(sent).split(b"\n\n") for line in piece.split(b"\n")
               if line.startswith(b"data: ")]  # fmt: skip
@@ -300,3 +300,17 @@ def test_restore_in_a_stream_puts_back_only_the_callers_values_in_every_copy() -
     done = next(e for e in events if e["type"] == "response.output_text.done")
     assert done["text"] == streamed
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == streamed
+
+
+def test_the_memory_of_served_responses_is_per_app_bounded_and_expires() -> None:
+    from adapters.api.served_responses import ServedResponses
+
+    now = [0.0]
+    ids = ServedResponses(max_ids=2, ttl_s=10.0, clock=lambda: now[0])
+    ids.remember("r1", "app-a", "openai")
+    assert ids.provider_of("r1", "app-a") == "openai" and ids.provider_of("r1", "app-b") is None
+    ids.remember("r2", "app-a", "openai")
+    ids.remember("r3", "app-a", "openai")  # past the bound: the oldest goes
+    assert ids.provider_of("r1", "app-a") is None and ids.provider_of("r3", "app-a") == "openai"
+    now[0] = 11.0
+    assert ids.provider_of("r3", "app-a") is None  # expired

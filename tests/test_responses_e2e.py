@@ -515,3 +515,52 @@ def test_hostile_responses_bodies_never_get_a_5xx(gateway: Gateway, fake_upstrea
 
 def test_the_gateway_logged_no_traceback(gateway: Gateway) -> None:
     assert "Traceback" not in gateway.log(), gateway.log()[-3000:]
+
+
+# ── previous_response_id: honoured only for a response this gateway served, to the same app ──
+
+
+def _stored(fake: FakeUpstream, rid: str) -> None:
+    fake.fault("reply", times=1, body={"id": rid, "object": "response", "created_at": 0, "status": "completed",
+                                       "model": "gpt-test", "output": [], "usage": {"input_tokens": 1,
+                                                                                      "output_tokens": 1}})
+
+
+def test_a_follow_up_to_a_response_ghat_served_goes_to_the_provider_holding_it(
+        gateway: Gateway, client: openai.OpenAI, fake_upstream: FakeUpstream) -> None:  # fmt: skip
+    _stored(fake_upstream, "resp_served_1")
+    first = client.responses.create(model="native", input="remember: the code is blue")
+    assert first.id == "resp_served_1"
+    second = client.responses.create(model="native", previous_response_id=first.id, input=f"and mail {EMAIL}")
+    sent = _sent(fake_upstream, "/v1/responses")
+    assert sent["previous_response_id"] == "resp_served_1" and sent["input"] == "and mail [EMAIL_1]"
+    assert second.output_text == "fake: and mail [EMAIL_1]"
+    # streamed answers are remembered too
+    chunks = [{"type": "response.created", "response": {"id": "resp_streamed_1", "object": "response",
+                                                        "status": "in_progress", "output": []}},
+              {"type": "response.completed", "response": {"id": "resp_streamed_1", "object": "response",
+                                                          "status": "completed", "output": []}}]  # fmt: skip
+    fake_upstream.fault("reply", times=1, chunks=chunks)
+    list(client.responses.create(model="native", input="go", stream=True))
+    client.responses.create(model="native", previous_response_id="resp_streamed_1", input="next")
+    assert _sent(fake_upstream, "/v1/responses")["previous_response_id"] == "resp_streamed_1"
+
+
+def test_a_follow_up_ghat_cannot_stand_behind_is_refused(gateway: Gateway, client: openai.OpenAI,
+                                                         fake_upstream: FakeUpstream) -> None:
+    _stored(fake_upstream, "resp_not_stored")
+    client.responses.create(model="native", input="hi", store=False)  # the provider keeps nothing
+    _stored(fake_upstream, "resp_agents_own")
+    client.responses.create(model="native", input="hi")
+    mock_id = client.responses.create(model="echo", input="hi").id  # the mock keeps no state
+    codex = openai.OpenAI(base_url=gateway.v1, api_key=gateway.keys["codex"], max_retries=0)
+    fake_upstream.reset()
+    cases = [(client, "native", "resp_not_stored", "did not serve"), (client, "native", "resp_never_seen",
+             "did not serve"), (client, "echo", mock_id, "did not serve"),
+             (codex, "codex", "resp_agents_own", "did not serve"),  # another app's response
+             (client, "claude", "resp_agents_own", "held by provider 'fake'")]  # fmt: skip
+    for who, model, rid, why in cases:
+        with pytest.raises(openai.BadRequestError) as exc:
+            who.responses.create(model=model, input="more", previous_response_id=rid)
+        assert exc.value.param == "previous_response_id" and why in exc.value.message, (model, rid)
+    assert fake_upstream.requests() == []  # none of them left the gateway

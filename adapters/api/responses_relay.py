@@ -129,8 +129,8 @@ async def relay_responses(
     grounding: tuple[str, ...],
     restore: frozenset[str],
     capture: bool = False,
-) -> tuple[StreamOutcome, Usage | None]:
-    """Send the event stream; returns what the log needs and the usage of the final response."""
+) -> tuple[StreamOutcome, Usage | None, str | None]:
+    """Send the event stream; returns what the log needs, the final response's usage and its id (as sent)."""
     result = StreamOutcome(sent=[] if capture else None)
     guarded = bool(pipeline.rules)
     active = guarded or bool(restore)
@@ -143,6 +143,7 @@ async def relay_responses(
     seen: dict[str, str | None] = {}
     seq = [0]
     usage: list[Usage | None] = [None]
+    final_id: list[str | None] = [None]  # the completed response's id, when the caller got it as upstream sent it
 
     async def emit(event: JSON) -> None:
         event["sequence_number"] = seq[0]
@@ -335,6 +336,9 @@ async def relay_responses(
                 if b is not None:
                     await blocked(b)
                     return False
+                if kind == "response.completed" and isinstance(response.get("id"), str) \
+                        and isinstance(node, dict) and node.get("id") == response["id"]:  # fmt: skip
+                    final_id[0] = response["id"]
                 event["response"] = node
             if kind == "response.failed":
                 result.error_code, result.status = "upstream_error", 502
@@ -356,6 +360,8 @@ async def relay_responses(
                     result.sent.append(event["delta"])
                 if kind in ENDS and isinstance(event.get("response"), dict):
                     usage[0] = usage_of(event["response"])
+                    if kind == "response.completed" and isinstance(event["response"].get("id"), str):
+                        final_id[0] = event["response"]["id"]
                 await emit(event)
                 if kind in ENDS:
                     if kind == "response.failed":
@@ -397,7 +403,7 @@ async def relay_responses(
         for s in slots.values():
             if s.guard is not None:
                 result.outcomes.extend(s.guard.outcomes)
-    return result, usage[0]
+    return result, usage[0], final_id[0]
 
 
 def _strip(event: JSON) -> None:

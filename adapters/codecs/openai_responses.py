@@ -14,9 +14,10 @@ developer wrote (role system). Everything else — `metadata`, `user`,
 slot: scanned.
 
 What ghat cannot guard it refuses, naming the field (400 `invalid_request`):
-server-side state (`previous_response_id`, `conversation`, `prompt`,
-`background`, `item_reference` items: their text lives at the provider and
-never passed ghat's input guards) and built-in tools (web search, file
+server-side state (`conversation`, `prompt`, `background`, `item_reference`
+items: their text lives at the provider and never passed ghat's input
+guards; `previous_response_id` is honoured only for a response this gateway
+served itself, adapters/api/served_responses.py) and built-in tools (web search, file
 search, computer use, code interpreter, MCP, shell, …: what they fetch
 reaches the model without passing the guards). docs/guardrails.md lists it.
 
@@ -102,8 +103,6 @@ ERROR_SHAPE: Shape = Text("error")
 
 # What ghat refuses because it cannot guard it: the text lives at the provider, not in the body.
 _SERVER_STATE = {
-    "previous_response_id": "the earlier turns are stored at the provider and ghat cannot guard them; "
-                            "send the whole conversation in `input` instead (as `store: false` clients do)",
     "conversation": "the conversation's items are stored at the provider and ghat cannot guard them; "
                     "send them in `input` instead",
     "prompt": "a stored prompt template's text lives at the provider and ghat cannot guard it; "
@@ -119,6 +118,7 @@ class _Responses(Strict):
     max_output_tokens: int | None = Field(default=None, ge=1)
     stream: bool | None = False
     background: bool | None = False
+    previous_response_id: str | None = Field(default=None, min_length=1, max_length=256)
     tools: list[dict[str, Any]] | None = None
     ghat_app: str | None = None
     ghat: GhatField | None = None

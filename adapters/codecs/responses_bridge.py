@@ -251,10 +251,12 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
             "arguments": arguments}  # fmt: skip
 
 
-def _chat_text(content: Any) -> str:
+def _chat_texts(content: Any) -> list[str]:
+    """A chat message's text, one string per part: joined, two values side by side would read as one word
+    (`AKIA…AKIA…` hides both from a detector that wants a boundary: the canary test found it)."""
     if isinstance(content, str):
-        return content
-    return "".join(str(p.get("text", "")) for p in content or () if isinstance(p, dict))
+        return [content]
+    return [str(p.get("text") or p.get("refusal") or "") for p in content or () if isinstance(p, dict)]
 
 
 def from_chat(completion: JSON, body: JSON) -> JSON:
@@ -266,9 +268,11 @@ def from_chat(completion: JSON, body: JSON) -> JSON:
     # detector that wants a word boundary before it (the canary test found `resp_AKIA…`)
     base = _digest(completion.get("id") or completion)
     output: list[JSON] = []
-    text = _chat_text(msg.get("content"))
-    if text or not msg.get("tool_calls"):
-        output.append(message_item(f"msg_{base}", text))
+    texts = [t for t in _chat_texts(msg.get("content")) if t]
+    if texts or not msg.get("tool_calls"):
+        item = message_item(f"msg_{base}", texts[0] if texts else "")
+        item["content"] += [{**item["content"][0], "text": t} for t in texts[1:]]
+        output.append(item)
     for k, call in enumerate(msg.get("tool_calls") or ()):
         fn = call.get("function") or {}
         output.append(call_item(f"fc_{base}_{k}", str(call.get("id") or ""), str(fn.get("name") or ""),
