@@ -564,3 +564,59 @@ def test_a_follow_up_ghat_cannot_stand_behind_is_refused(gateway: Gateway, clien
             who.responses.create(model=model, input="more", previous_response_id=rid)
         assert exc.value.param == "previous_response_id" and why in exc.value.message, (model, rid)
     assert fake_upstream.requests() == []  # none of them left the gateway
+
+
+# ── translated answers with tool calls: Anthropic tool_use blocks become function_call items ──
+
+
+def _anthropic_sse(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+def test_an_anthropic_tool_use_answer_becomes_a_function_call(client: openai.OpenAI,
+                                                              fake_upstream: FakeUpstream) -> None:
+    fake_upstream.fault("reply", times=1, body={
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test", "stop_reason": "tool_use",
+        "content": [{"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "toolu_9", "name": "get_weather",
+                     "input": {"city": "Oslo", "notify": EMAIL}}],
+        "usage": {"input_tokens": 10, "output_tokens": 5}})  # fmt: skip
+    r = client.responses.create(model="claude", input="weather?", tools=TOOLS)
+    assert r.output[0].type == "message" and r.output_text == "Let me check."
+    call = r.output[1]
+    assert call.type == "function_call" and call.call_id == "toolu_9" and call.name == "get_weather"
+    assert json.loads(call.arguments) == {"city": "Oslo", "notify": "[EMAIL_1]"}
+
+
+def test_an_anthropic_streamed_tool_use_becomes_typed_function_call_events(client: openai.OpenAI,
+                                                                           fake_upstream: FakeUpstream) -> None:
+    start = {"type": "message_start", "message": {"id": "msg_2", "type": "message", "role": "assistant",
+                                                  "model": "claude-test", "content": [],
+                                                  "usage": {"input_tokens": 12, "output_tokens": 1}}}
+    args = json.dumps({"city": "Oslo", "notify": EMAIL})
+    events = [_anthropic_sse("message_start", start),
+              _anthropic_sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                                     "content_block": {"type": "text", "text": ""}}),
+              _anthropic_sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                     "delta": {"type": "text_delta", "text": "Checking"}}),
+              _anthropic_sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+              _anthropic_sse("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
+                  "type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": {}}}),
+              *(_anthropic_sse("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": {
+                  "type": "input_json_delta", "partial_json": args[k:k + 7]}}) for k in range(0, len(args), 7)),
+              _anthropic_sse("content_block_stop", {"type": "content_block_stop", "index": 1}),
+              _anthropic_sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                                               "usage": {"output_tokens": 9}}),
+              _anthropic_sse("message_stop", {"type": "message_stop"})]  # fmt: skip
+    fake_upstream.fault("events", times=1, events=events)
+    with client.responses.stream(model="claude", input="weather?", tools=TOOLS) as stream:
+        got = list(stream)
+        final = stream.get_final_response()
+    kinds = [e.type for e in got]
+    assert "response.function_call_arguments.done" in kinds and kinds[-1] == "response.completed"
+    assert final.output_text == "Checking"
+    call = final.output[1]
+    assert call.type == "function_call" and call.call_id == "toolu_7"
+    assert json.loads(call.arguments) == {"city": "Oslo", "notify": "[EMAIL_1]"}
+    assert EMAIL not in json.dumps([e.model_dump() for e in got])
+    assert final.usage is not None and (final.usage.input_tokens, final.usage.output_tokens) == (12, 9)
