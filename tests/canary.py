@@ -375,7 +375,8 @@ def responses_output_item(draw: st.DrawFn) -> dict[str, JSONValue]:
 def responses_response(draw: st.DrawFn) -> dict[str, JSONValue]:
     """A provider's Response object with a canary in every string that is not a named structural field."""
     body: dict[str, JSONValue] = {
-        "id": draw(texts), "object": "response", "created_at": 0, "status": "completed", "model": draw(texts),
+        "id": draw(texts), "object": "response", "created_at": draw(st.one_of(st.just(0), texts)),  # a hostile one
+        "status": "completed", "model": draw(texts),
         "output": draw(st.lists(responses_output_item(), min_size=1, max_size=3)),
         "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
     }

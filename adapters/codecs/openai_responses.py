@@ -97,7 +97,6 @@ RESPONSE: Shape = Obj({
     "status": STATUS,
     "output": ListOf(ITEM),
     "usage": Free("usage"),
-    "created_at": Exempt(),
 }, rest=Free("unknown"))  # fmt: skip
 ERROR_SHAPE: Shape = Text("error")
 
