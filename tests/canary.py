@@ -431,5 +431,7 @@ def responses_events(response: dict[str, JSONValue], cuts: list[int]) -> list[di
             if part["type"] != "reasoning_text":
                 out.append({"type": f"{added}.done", **at, index: k, "part": part})
         out.append({"type": "response.output_item.done", "output_index": i, "item": item})
+    # an event type added after ghat was written, its type and fields carrying what the answer carries
+    out.append({"type": f"response.future.{response['id']}", "detail": response["model"]})
     out.append({"type": "response.completed", "response": response})
     return [{**e, "sequence_number": n} for n, e in enumerate(out)]

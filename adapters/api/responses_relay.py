@@ -344,6 +344,11 @@ async def relay_responses(
                 result.error_code, result.status = "upstream_error", 502
             await emit(event)
             return kind not in ENDS
+        if isinstance(kind, str):  # an event type ghat does not know is an open value: scanned like text
+            event["type"], b = whole(kind, _OTHER)
+            if b is not None:
+                await blocked(b)
+                return False
         if (b := others(event, ())) is not None:  # any other event: every field guarded
             await blocked(b)
             return False
