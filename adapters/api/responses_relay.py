@@ -271,7 +271,7 @@ async def relay_responses(
             held_args.setdefault(oi, []).append(piece if isinstance(piece, str) else "")
             return True
         if kind == "response.function_call_arguments.done":
-            if (b := others(event, ("arguments", "delta"))) is not None:
+            if (b := others(event, ("arguments",))) is not None:
                 await blocked(b)
                 return False
             raw = event.get("arguments")
