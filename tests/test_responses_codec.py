@@ -100,6 +100,8 @@ def test_redacted_function_arguments_and_json_outputs_stay_valid_json(policy: Co
     ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "input[0].type"),
     ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
     ({"input": 5}, "input"),
+    ({"input": [{"type": []}]}, "input[0].type"),  # an unhashable type was a 500 (the hostile test found it)
+    ({"tools": [{"type": {"a": 1}}]}, "tools[0].type"),
     ({"max_output_tokens": 0}, "max_output_tokens"),
 ])  # fmt: skip
 def test_what_ghat_cannot_guard_is_refused_by_name(body: dict[str, Any], param: str) -> None:

@@ -132,14 +132,14 @@ def _refuse_what_ghat_cannot_guard(body: JSON, parsed: _Responses) -> None:
                          "later from the provider, past the output guardrails.", param="background")  # fmt: skip
     for i, tool in enumerate(parsed.tools or ()):
         kind = tool.get("type")
-        if kind not in TOOL_TYPES:
+        if not isinstance(kind, str) or kind not in TOOL_TYPES:
             raise BadRequest(f"Tool type '{kind}' (tools[{i}]) is not supported by this gateway: what a built-in "
                              "tool fetches reaches the model without passing the guardrails; only function "
                              "tools are served.", param=f"tools[{i}].type")  # fmt: skip
     if isinstance(parsed.input, list):
         for i, item in enumerate(parsed.input):
             kind = item.get("type", "message")
-            if kind not in ITEM_TYPES:
+            if not isinstance(kind, str) or kind not in ITEM_TYPES:
                 raise BadRequest(f"Input item type '{kind}' (input[{i}]) is not supported by this gateway; it "
                                  f"serves {', '.join(sorted(ITEM_TYPES))} items.", param=f"input[{i}].type")
 
