@@ -25,6 +25,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, cast
 
 import anyio
@@ -33,10 +34,14 @@ import orjson
 from adapters.api.message_streams import relay_messages
 from adapters.api.observe import begin_request
 from adapters.api.responses import Exchange, Message, Receive, Scope, Send, error_body
+from adapters.api.responses_relay import relay_responses
+from adapters.api.served_responses import ServedResponses
 from adapters.api.state import GUARD_MS, SETTINGS_ENV, Gateway, Served, Settings
 from adapters.api.streams import relay
 from adapters.codecs import CODECS, BadRequest, anthropic_messages, decode, load_json, upstream_body
+from adapters.codecs import openai_responses as responses_codec
 from adapters.codecs.openai_chat import ERROR_SHAPE, RESPONSE_SHAPES, strip_logprobs
+from adapters.codecs.responses_bridge import respond, respond_stream
 from adapters.jsonwire import dumps
 from dsl.diagnostics import PolicyError
 from engine.conversation import guard_tree
@@ -55,7 +60,8 @@ log = logging.getLogger("ghat.server")
 # Request ids: 128 random bits from a generator seeded once from the OS, not uuid4's getrandom(2) syscall per
 # request. An id names a request in logs and headers; it is not a secret, so it need not be unpredictable.
 _ids = random.Random()
-_SHAPES = {**RESPONSE_SHAPES, "messages": anthropic_messages.RESPONSE}  # an answer's slots, by endpoint
+_SHAPES = {**RESPONSE_SHAPES, "messages": anthropic_messages.RESPONSE,  # an answer's slots, by endpoint
+           "responses": responses_codec.RESPONSE}
 COUNT_TOKENS = "/v1/messages/count_tokens"
 MODEL_PREFIX = "/v1/models/"
 
@@ -116,6 +122,7 @@ class GatewayApp:
             ("GET", "/metrics"): self.metrics,
         }
         self.paths = {p for _, p in self.routes}
+        self.served_responses = ServedResponses()  # previous_response_id: only for responses served here
         self.endpoints = {codec.path: codec.endpoint for codec in CODECS.values()}
         self.endpoints[COUNT_TOKENS] = "messages"  # answered in the Messages dialect, errors included
 
@@ -322,17 +329,25 @@ class GatewayApp:
         if decided is None:
             return
         body, allow = decided
+        responses = ex.endpoint == "responses"
+        if responses and body.get("previous_response_id") is not None:
+            follow = await self._follow_up(gw, served, ex, body, allow)
+            if follow is None:
+                return
+            allow = follow
         if allow.request.stream:
             if ex.endpoint == "messages":
                 await self._message_stream(gw, served, ex, receive, body, allow, headers.get("anthropic-beta"))
             else:
-                await self._stream(gw, served, ex, receive, body, allow)
+                await (self._responses_stream if responses else self._stream)(gw, served, ex, receive, body, allow)
             return
         t0 = time.perf_counter()
         try:
             if ex.endpoint == "messages":
                 result = await served.router.messages(allow, body, headers.get("anthropic-beta"),
                                                       anthropic_messages.usage_of_response)  # fmt: skip
+            elif responses:  # native or translated per provider (adapters/codecs/responses_bridge.py)
+                result = await served.router.dispatch(allow, body, respond)
             else:
                 call = served.router.embed if ex.endpoint == "embeddings" else served.router.complete
                 result = await call(allow, body)  # the router keeps the deadline (engine/router.py)
@@ -350,7 +365,7 @@ class GatewayApp:
         if allow.output.rules or restore:
             t1 = time.perf_counter()
             if allow.output.enforcing:
-                strip_logprobs(response)
+                (responses_codec.strip_logprobs if responses else strip_logprobs)(response)
             guarded = await run_off_loop(guard_tree, response, _SHAPES[ex.endpoint], allow.output,
                                          allow.redactor.for_output(), allow.request.grounding, restore,
                                          size=len(dumps(response)))  # fmt: skip
@@ -362,12 +377,19 @@ class GatewayApp:
                 await self._fail(gw, served, ex, code, status, guarded.blocked.message)
                 return
             response = guarded.body
+        if responses:
+            self._remember(served, allow, body, result.response.get("id"), response.get("id"),
+                           result.candidate.provider)
         if "responses" in ex.capture and ex.endpoint == "messages":
             ex.response_text = anthropic_messages.text_of(response)
         elif "responses" in ex.capture:
             ex.response_text = "\n".join(c["message"]["content"] for c in response.get("choices") or []
                                          if isinstance(c, dict) and isinstance(c.get("message"), dict)
                                          and isinstance(c["message"].get("content"), str))  # fmt: skip
+            if responses:
+                ex.response_text = "\n".join(p["text"] for i in response.get("output") or [] if isinstance(i, dict)
+                                             for p in i.get("content") or [] if isinstance(p, dict)
+                                             and isinstance(p.get("text"), str))  # fmt: skip
         await self._respond(gw, served, ex, 200, response)
 
     async def _stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, body: JSON,
@@ -394,6 +416,58 @@ class GatewayApp:
         ex.attempt_records, ex.usage = tuple(route.attempts), route.usage
         ex.status, ex.error_code = out.status, out.error_code
         self._log(gw, served, ex)
+
+    async def _follow_up(self, gw: Gateway, served: Served, ex: Exchange, body: JSON, allow: Allow) -> Allow | None:
+        """A `previous_response_id` this gateway served to this app: the route narrowed to the provider holding it.
+
+        Any other id is refused (400 naming the field), never forwarded: the
+        conversation it stands for would reach the model without ghat having
+        guarded it (adapters/api/served_responses.py).
+        """
+        held = self.served_responses.provider_of(str(body["previous_response_id"]), allow.app)
+        candidates = tuple(c for c in allow.candidates if c.provider == held) if held is not None else ()
+        if candidates:
+            return replace(allow, candidates=candidates)
+        why = ("this gateway did not serve that response to this app (or no longer remembers it)" if held is None
+               else f"the response is held by provider '{held}', which this request's route does not reach")
+        await self._fail(gw, served, ex, "invalid_request", 400,
+                         f"'previous_response_id' cannot be honoured: {why}; send the whole conversation in "
+                         "`input` instead.", "previous_response_id")  # fmt: skip
+        return None
+
+    def _remember(self, served: Served, allow: Allow, body: JSON, upstream_id: Any, sent_id: Any,
+                  provider: str) -> None:
+        """Keep the id of a response served natively by a provider that stores it, for a later follow-up."""
+        if isinstance(upstream_id, str) and upstream_id == sent_id and body.get("store") is not False \
+                and getattr(served.router.providers.get(provider), "stores_responses", False):  # fmt: skip
+            self.served_responses.remember(upstream_id, allow.app, provider)
+
+    async def _responses_stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, body: JSON,
+                                allow: Allow) -> None:
+        """`/v1/responses` with `stream: true`: the typed events, natively or translated, guarded per slot."""
+        t0 = time.perf_counter()
+        try:
+            route = await served.router.stream(allow, body, respond_stream)
+        except RouteError as err:
+            ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+            await self._route_failed(gw, served, ex, allow, err)
+            return
+        ex.t["provider"] = (time.perf_counter() - t0) * 1000.0
+        ex.model, ex.provider = route.candidate.model, route.candidate.provider
+        ex.attempts = len(route.attempts)
+        ex.upstream_model = route.candidate.upstream_model
+        out, usage, final_id = await relay_responses(
+            ex, route, receive, pipeline=allow.output, redactor=allow.redactor.for_output(),
+            grounding=allow.request.grounding, restore=served.restore.get(allow.app, frozenset()),
+            capture="responses" in ex.capture)  # fmt: skip
+        self._remember(served, allow, body, final_id, final_id, route.candidate.provider)
+        if out.sent is not None:
+            ex.response_text = "".join(out.sent)
+        ex.outcomes.extend(("output", o) for o in out.outcomes)
+        ex.attempt_records, ex.usage = tuple(route.attempts), usage or route.usage
+        ex.status, ex.error_code = out.status, out.error_code
+        self._log(gw, served, ex)
+
 
     # ── Anthropic Messages (issue 13): its stream and count_tokens ───────
     async def _message_stream(self, gw: Gateway, served: Served, ex: Exchange, receive: Receive, body: JSON,

@@ -162,6 +162,66 @@ class MockProvider:
     async def aclose(self) -> None:
         return None
 
+    # ── OpenAI Responses, natively (issue 13: /v1/responses; engine.ports.NativeResponses) ──────
+    def _responses_reply(self, body: JSON) -> tuple[list[str], int, str, JSON]:
+        """The echo of the last user turn of a Responses body, with its usage in the Responses API's names."""
+        pieces, prompt, finish = self._reply({"messages": _responses_turns(body),
+                                              "max_completion_tokens": body.get("max_output_tokens")})
+        completion = count_tokens("".join(pieces))
+        usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                 "output_tokens": completion,
+                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + completion}
+        return pieces, prompt, finish, usage
+
+    async def responses(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        """A Response object echoing the last user turn (deterministic: `created_at` 0, ids from the body)."""
+        from adapters.codecs.responses_bridge import message_item, response_object
+
+        if self.fail is not None:
+            raise self.fail
+        pieces, _, finish, usage = self._responses_reply(body)
+        digest = _digest(body)
+        return response_object(f"resp_mock{digest}", body.get("model", candidate.upstream_model),
+                               [message_item(f"msg_mock{digest}_0", "".join(pieces))], body,
+                               status="incomplete" if finish == "length" else "completed", usage=usage,
+                               created_at=0)  # fmt: skip
+
+    async def responses_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None
+                               ) -> AsyncIterator[JSON]:
+        """The typed events of the same answer, one `output_text.delta` per word."""
+        from adapters.codecs.responses_bridge import EventWriter
+
+        if self.fail is not None:
+            raise self.fail
+        pieces, _, finish, usage = self._responses_reply(body)
+        writer = EventWriter(f"resp_mock{_digest(body)}", body.get("model", candidate.upstream_model), body, 0)
+        for event in writer.start():
+            yield event
+        for piece in pieces:
+            for event in writer.text(piece):
+                yield event
+        for event in writer.complete(usage, "incomplete" if finish == "length" else "completed"):
+            yield event
+
+
+def _responses_turns(body: JSON) -> list[JSON]:
+    """A Responses body's instructions and message items as chat-like turns (what `_reply` reads)."""
+    turns: list[JSON] = []
+    if isinstance(body.get("instructions"), str):
+        turns.append({"role": "system", "content": body["instructions"]})
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return [*turns, {"role": "user", "content": raw}]
+    for item in raw or ():
+        if not isinstance(item, dict) or item.get("type", "message") != "message":
+            continue
+        content = item.get("content")
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content
+                               if isinstance(p, dict) and p.get("type") in ("input_text", "output_text", "text"))
+        turns.append({"role": item.get("role"), "content": content})
+    return turns
+
 
 def unit_vector(text: str, dim: int = EMBEDDING_DIM) -> list[float]:
     """A deterministic point on the unit sphere for `text` (Gaussian draws, normalised)."""

@@ -109,6 +109,38 @@ class OpenAIProvider:
         """Close the pool."""
         await self._http.aclose()
 
+    # ── OpenAI Responses, natively (issue 13: /v1/responses; engine.ports.NativeResponses) ──────
+    stores_responses = True  # upstream keeps what it answers (unless `store: false`): previous_response_id works
+
+    async def responses(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        """A Response object from upstream `/responses`; a 200 without `output` is malformed."""
+        data = loads_object(self.name, await self._http.post("/responses", dumps(body), timeout_s))
+        if data.get("output") is None:
+            raise malformed(self.name, _error_text(data) or "no output")
+        return data
+
+    async def responses_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None
+                               ) -> AsyncIterator[JSON]:
+        """The typed events as upstream sends them, to the last lifecycle event; an `error` event raises."""
+        events = self._http.events("/responses", dumps({**body, "stream": True}), timeout_s, _response_end)
+        finished = False
+        try:
+            async for _event, data in events:
+                obj = json_event(self.name, data)
+                kind = obj.get("type")
+                if kind == "error" or (kind is None and "error" in obj):
+                    detail = obj.get("error") if isinstance(obj.get("error"), dict) else obj
+                    raise ProviderError(f"{self.name}: upstream error in stream: {_error_text({'error': detail})}",
+                                        status=502, code="upstream_error", retryable=True)  # fmt: skip
+                yield obj
+                if kind in _RESPONSE_ENDS:
+                    finished = True
+                    break
+        finally:
+            await events.aclose()
+        if not finished:
+            raise stream_cut(self.name)
+
 
 def _done(event: str, data: bytes) -> bool:
     return data == b"[DONE]"
@@ -119,3 +151,11 @@ def _error_text(data: JSON) -> str:
     if isinstance(err, dict):
         return str(err.get("message") or err.get("type") or "")[:500]
     return str(err or "")[:500]
+
+
+_RESPONSE_ENDS = frozenset({"response.completed", "response.failed", "response.incomplete"})
+
+
+def _response_end(event: str, data: bytes) -> bool:
+    """The Responses stream's last event (it sends no `[DONE]`): the lifecycle event that closes the response."""
+    return event in _RESPONSE_ENDS

@@ -111,6 +111,8 @@ def _modes() -> dict[str, tuple[str, dict[str, object], str, dict[str, object]]]
         # /v1/messages to the OpenAI primary of smart-default: translated to chat and back
         out["messages-openai" + suffix] = ("/v1/messages", {**native, "model": "smart-default"},
                                            "/v1/chat/completions", {**chat, "model": "gpt-4o"})
+        responses = {"model": "smart-default", "input": PROMPT, "max_output_tokens": 256, "stream": stream}
+        out["responses" + suffix] = ("/v1/responses", responses, "/v1/responses", {**responses, "model": "gpt-4o"})
     return out
 
 
@@ -142,7 +144,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--baseline", type=Path, help="another checkout to measure in the same run, as `(before)`")
     ap.add_argument("--modes", default="chat,stream", help="comma-separated: chat, stream, messages, messages-stream, "
-                    "messages-openai, messages-openai-stream (the messages modes run on the current tree only)")
+                    "messages-openai, messages-openai-stream, responses, responses-stream "
+                    "(the new dialects run on the current tree only)")
     ap.add_argument("--conns", default="1,16", help="comma-separated connection counts")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -168,7 +171,8 @@ def main() -> int:
             if mode not in args.modes.split(","):
                 continue
             up_url = f"{fake.origin}{up_path}"
-            here = servers if not mode.startswith("messages") else servers[:1]  # the baseline may predate them
+            new_dialect = mode.startswith(("messages", "responses"))
+            here = servers[:1] if new_dialect else servers  # the baseline may predate them
             for _, _, port, _ in here:
                 _wrk(f"http://127.0.0.1:{port}{path}", json.dumps(body), key, 4, 2)  # warm up
             for conns in (int(c) for c in args.conns.split(",")):

@@ -32,7 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument("--policies", type=Path, nargs="+", required=True, help="policy files or directories")
     p.add_argument("--key-app", required=True, help="the app the request's key belongs to")
     p.add_argument("--env", help="the environment the server runs (default: every app)")
-    p.add_argument("--endpoint", choices=ENDPOINTS, help="default: embeddings if the body has input")
+    p.add_argument("--endpoint", choices=ENDPOINTS,
+                   help="default: responses or embeddings if the body has input (by its fields), else chat")
     p.add_argument("--json", action="store_true", help="print the decision and its trace as JSON")
     p.set_defaults(func=run)
 

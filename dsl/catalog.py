@@ -90,4 +90,5 @@ PROVIDER_KINDS: dict[str, str | None] = {
 
 # The endpoints a request can come in on, as `when endpoint == …` names them; each has a codec in
 # adapters/codecs (CODECS, keyed by these names), and engine/request.py's `Endpoint` type lists the same.
-ENDPOINTS: tuple[str, ...] = ("chat", "embeddings", "messages")  # messages: Anthropic /v1/messages
+# messages: Anthropic /v1/messages; responses: OpenAI /v1/responses
+ENDPOINTS: tuple[str, ...] = ("chat", "embeddings", "messages", "responses")

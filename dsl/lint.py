@@ -454,7 +454,7 @@ def _value_help(app: ast.App, field: str) -> str:
         return "requests for other models are refused before `when` runs; the app's models are " + ", ".join(
             dict.fromkeys(t.name for t in app.models)
         )
-    return 'write endpoint == "chat" or endpoint == "embeddings"'
+    return "write endpoint == " + " or endpoint == ".join(f'"{e}"' for e in ENDPOINTS)
 
 
 def _differs(a: ast.Settings, b: ast.Settings, name: str) -> bool:

@@ -127,7 +127,7 @@ async def evaluate(
     eff = app.base if not app.whens else _effective(app, request, steps, fired)
     # 5. token cap
     cap = eff.cap
-    if cap is not None and endpoint != "embeddings":
+    if cap is not None and endpoint != "embeddings":  # chat and responses generate; embeddings do not
         asked = request.max_tokens
         if asked is None:
             request = _capped(request, cap.limit)

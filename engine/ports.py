@@ -89,3 +89,28 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         ...
+
+
+# ── OpenAI Responses, natively (issue 13: /v1/responses) ────────────────
+
+
+class NativeResponses(Protocol):
+    """A provider that serves OpenAI's Responses API itself (kind openai, and the mock).
+
+    A `/v1/responses` request routed to it goes as the caller sent it, guarded
+    (not a lossy round trip through chat); a provider without these methods is
+    reached through `chat` / `chat_stream` with a translation (adapters/codecs).
+    """
+
+    async def responses(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> JSON:
+        """A Response object (`object: "response"`, `output` items, `usage` with input/output tokens)."""
+        ...
+
+    def responses_stream(self, body: JSON, candidate: Candidate, timeout_s: float | None) -> AsyncIterator[JSON]:
+        """The typed stream events as dicts, up to `response.completed` (or `.failed` / `.incomplete`)."""
+        ...
+
+
+def native_responses(provider: Provider) -> NativeResponses | None:
+    """The provider as a Responses speaker, or None when it speaks only chat (then the codec translates)."""
+    return provider if callable(getattr(provider, "responses_stream", None)) else None  # type: ignore[return-value]

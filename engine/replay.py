@@ -194,7 +194,7 @@ def _texts(r: LogRecord, decode: Decoder | None = None) -> tuple[TextField, ...]
 def rebuild(r: LogRecord, texts: tuple[TextField, ...] | None = None) -> GatewayRequest:
     """The request as policy saw it, from its log record (and its captured texts, if any)."""
     return GatewayRequest(
-        endpoint=cast(Endpoint, r.endpoint if r.endpoint in ENDPOINTS else "chat"), model=r.requested_model or "",
+        endpoint=cast(Endpoint, r.endpoint) if r.endpoint in ENDPOINTS else "chat", model=r.requested_model or "",
         texts=texts or (), max_tokens=r.max_tokens, metadata=dict(r.metadata), stream=r.stream,
     )  # fmt: skip
 

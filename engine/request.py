@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
-Endpoint: TypeAlias = Literal["chat", "embeddings", "messages"]
+Endpoint: TypeAlias = Literal["chat", "embeddings", "messages", "responses"]
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 

@@ -40,6 +40,9 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 NO_USAGE = Usage(source="none")
+# How a dialect reaches a provider: a unary call, or the opening of a stream (chat's are the defaults).
+Call = Callable[[Provider, JSON, Candidate, float | None], Awaitable[JSON]]
+Opener = Callable[[Provider, JSON, Candidate, float | None], AsyncIterator[JSON]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +246,13 @@ class Router:
         """Embeddings, with the same retry and fallback discipline."""
         return await self._unary(allow, body, _embeddings)
 
-    async def stream(self, allow: Allow, body: JSON) -> StreamRoute:
-        """A started stream: returns once a candidate has produced its first chunk."""
-        return await self._stream(allow, body, _chat_stream, None)
+    async def dispatch(self, allow: Allow, body: JSON, op: Call) -> RouteResult:
+        """Any other unary call (a dialect's own, `op` picks native or translated per provider), same discipline."""
+        return await self._unary(allow, body, op)
+
+    async def stream(self, allow: Allow, body: JSON, opener: Opener | None = None) -> StreamRoute:
+        """A started stream: returns once a candidate has produced its first chunk (or event, with `opener`)."""
+        return await self._stream(allow, body, opener or _chat_stream, None)
 
     # ── Anthropic Messages (issue 13) ───────────────────────────────────
     async def messages(self, allow: Allow, body: JSON, beta: str | None,
@@ -269,7 +276,7 @@ class Router:
     # ── end of Anthropic Messages ───────────────────────────────────────
 
     async def _stream(self, allow: Allow, body: JSON,
-                      open_stream: Callable[[Provider, JSON, Candidate, float | None], AsyncIterator[JSON]],
+                      open_stream: Opener,
                       fold: Callable[[JSON, Usage], Usage] | None) -> StreamRoute:
         deadline = None if allow.timeout_s is None else self._clock() + allow.timeout_s
         started: list[float] = []

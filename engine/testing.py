@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from dsl import ast
+from dsl.catalog import ENDPOINTS
 from engine.compiler import CompiledPolicy
 from engine.decision import Allow, Decision, Deny
 from engine.evaluator import evaluate
@@ -52,12 +53,16 @@ def body_of_test(test: ast.TestRequest) -> tuple[Endpoint, dict[str, Any]]:
     passed in as `build`), so a policy test and the gateway cannot disagree.
     """
     endpoint = test.get("endpoint") or "chat"
-    if endpoint not in ("chat", "embeddings"):
-        raise RequestError(f"endpoint must be chat or embeddings, not '{endpoint}'")
+    if endpoint not in ENDPOINTS:
+        raise RequestError(f"endpoint must be one of {', '.join(ENDPOINTS)}, not '{endpoint}'")
     body: dict[str, Any] = {"model": test.get("model") or ""}
     texts = [(name, value) for name, value in test.fields if name in TEXT_ROLES and name != "document"]
     if endpoint == "embeddings":
         body["input"] = [value for _name, value in texts]
+    elif endpoint == "responses":  # OpenAI's Responses API: a tool's text is a function call's output
+        body["input"] = [{"type": "function_call_output", "call_id": "call_test", "output": value} if name == "tool"
+                         else {"role": "user" if name == "input" else name, "content": value}
+                         for name, value in texts] or [{"role": "user", "content": ""}]  # fmt: skip
     else:
         body["messages"] = [{"role": "user" if name == "input" else name, "content": value} for name, value in texts]
         if not body["messages"]:
@@ -65,7 +70,7 @@ def body_of_test(test: ast.TestRequest) -> tuple[Endpoint, dict[str, Any]]:
     raw = test.get("max_tokens")
     if raw is not None:
         try:
-            body["max_tokens"] = int(raw)
+            body["max_output_tokens" if endpoint == "responses" else "max_tokens"] = int(raw)
         except ValueError:
             raise RequestError(f"max_tokens must be a whole number, not '{raw}'") from None
     ghat: dict[str, Any] = {}
@@ -78,7 +83,7 @@ def body_of_test(test: ast.TestRequest) -> tuple[Endpoint, dict[str, Any]]:
         ghat["app"] = test.get("app")
     if ghat:
         body["ghat"] = ghat
-    return ("embeddings" if endpoint == "embeddings" else "chat"), body
+    return cast(Endpoint, endpoint), body
 
 
 Build = Callable[[ast.TestRequest], GatewayRequest]

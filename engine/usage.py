@@ -189,6 +189,10 @@ def reported_usage(obj: Mapping[str, Any]) -> Usage | None:
     u = obj.get("usage")
     if not isinstance(u, dict):
         return None
+    if "prompt_tokens" not in u and "input_tokens" in u:  # the Responses API's names for the same counts
+        u = {"prompt_tokens": u.get("input_tokens"), "completion_tokens": u.get("output_tokens"),
+             "prompt_tokens_details": u.get("input_tokens_details"),
+             "completion_tokens_details": u.get("output_tokens_details")}  # fmt: skip
     cached = u.get("prompt_tokens_details")
     reasoning = u.get("completion_tokens_details")
     counts = (

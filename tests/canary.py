@@ -273,3 +273,165 @@ def _token_texts(node: JSONValue) -> list[str]:
     if isinstance(node, list):
         return [t for v in node for t in _token_texts(v)]
     return []
+
+
+# ── OpenAI Responses (/v1/responses, issue 13) ──────────────────────────
+
+
+@st.composite
+def responses_part(draw: st.DrawFn, output: bool = False) -> dict[str, JSONValue]:
+    """A content part of a Responses message (input parts, or what an assistant turn in history holds)."""
+    kind = draw(st.sampled_from(("output_text", "refusal") if output else
+                                ("input_text", "output_text", "input_image", "input_file", "refusal", "weird")))
+    if kind in ("input_text", "output_text"):
+        part: dict[str, JSONValue] = {"type": kind, "text": draw(texts)}
+        if kind == "output_text":
+            part["annotations"] = [{"type": "url_citation", "url": f"https://docs.test/?q={draw(texts)}",
+                                    "title": draw(texts), "start_index": 0, "end_index": 1}]
+            if draw(st.booleans()):
+                part["logprobs"] = [{"token": draw(texts), "logprob": -0.1, "bytes": [106],
+                                     "top_logprobs": [{"token": draw(texts), "logprob": -1.0, "bytes": [97]}]}]
+    elif kind == "input_image":
+        part = {"type": kind, "image_url": f"https://img.test/a.png?who={draw(texts)}", "detail": "auto"}
+    elif kind == "input_file":
+        part = {"type": kind, "filename": draw(texts), "file_data": draw(texts)}
+    elif kind == "refusal":
+        part = {"type": kind, "refusal": draw(texts)}
+    else:
+        part = {"type": draw(texts), "payload": draw(unknown_values())}
+    return part if output else _with_unknown(draw, part)
+
+
+@st.composite
+def responses_item(draw: st.DrawFn) -> dict[str, JSONValue]:
+    """An input item: a message (typed or not), a function call, its output, or a reasoning item."""
+    kind = draw(st.sampled_from(("message", "easy", "function_call", "function_call_output", "reasoning")))
+    item: dict[str, JSONValue]
+    if kind in ("message", "easy"):
+        role = draw(st.sampled_from(("system", "developer", "user", "assistant")))
+        item = {"role": role, "content": draw(st.one_of(texts, st.lists(responses_part(), min_size=1, max_size=3)))}
+        if kind == "message":
+            item = {"type": "message", **item, "id": draw(texts), "status": "completed"}
+    elif kind == "function_call":
+        item = {"type": "function_call", "id": draw(texts), "call_id": draw(texts), "name": draw(texts),
+                "arguments": draw(arguments()), "status": "completed"}
+    elif kind == "function_call_output":
+        item = {"type": "function_call_output", "call_id": draw(texts), "output": draw(st.one_of(
+            texts, st.lists(st.builds(lambda t: {"type": "input_text", "text": t}, texts), min_size=1, max_size=2)))}
+    else:
+        item = {"type": "reasoning", "id": draw(texts), "summary": [{"type": "summary_text", "text": draw(texts)}],
+                "encrypted_content": draw(texts)}
+    return _with_unknown(draw, item)
+
+
+@st.composite
+def responses_tool(draw: st.DrawFn) -> dict[str, JSONValue]:
+    prop = {"type": "string", "description": draw(texts), "enum": [draw(texts)]}
+    return {"type": "function", "name": draw(texts), "description": draw(texts), "strict": draw(st.booleans()),
+            "parameters": {"type": "object", "properties": {draw(keys): prop}}}
+
+
+@st.composite
+def responses_request(draw: st.DrawFn, model: str = "chat") -> dict[str, JSONValue]:
+    """A Responses body with a canary in every string that is not a named structural field."""
+    body: dict[str, JSONValue] = {"model": model, "input": draw(st.one_of(
+        texts, st.lists(responses_item(), min_size=1, max_size=4)))}
+    optional: dict[str, st.SearchStrategy[JSONValue]] = {
+        "instructions": texts,
+        "tools": st.lists(responses_tool(), min_size=1, max_size=2),
+        "tool_choice": st.builds(lambda n: {"type": "function", "name": n}, texts),
+        "text": st.builds(lambda n, d: {"format": {"type": "json_schema", "name": n, "schema": {
+            "type": "object", "description": d}}}, texts, texts),
+        "metadata": st.dictionaries(keys, texts, min_size=1, max_size=2),
+        "user": texts,
+        "reasoning": st.builds(lambda s: {"effort": "low", "summary": s}, texts),
+        "include": st.lists(texts, min_size=1, max_size=2),
+        "store": st.booleans(),
+        "max_output_tokens": st.integers(1, 100),
+        "temperature": st.floats(0, 1),
+    }
+    for name, strategy in optional.items():
+        if draw(st.booleans()):
+            body[name] = draw(strategy)
+    return _with_unknown(draw, body)
+
+
+@st.composite
+def responses_output_item(draw: st.DrawFn) -> dict[str, JSONValue]:
+    kind = draw(st.sampled_from(("message", "function_call", "reasoning")))
+    if kind == "message":
+        item: dict[str, JSONValue] = {"id": draw(texts), "type": "message", "status": "completed", "role": "assistant",
+                                      "content": draw(st.lists(responses_part(output=True), min_size=1, max_size=2))}
+    elif kind == "function_call":
+        item = {"id": draw(texts), "type": "function_call", "status": "completed", "call_id": draw(texts),
+                "name": draw(texts), "arguments": draw(arguments())}
+    else:
+        item = {"id": draw(texts), "type": "reasoning", "summary": [{"type": "summary_text", "text": draw(texts)}],
+                "content": [{"type": "reasoning_text", "text": draw(texts)}]}
+    return _with_unknown(draw, item)
+
+
+@st.composite
+def responses_response(draw: st.DrawFn) -> dict[str, JSONValue]:
+    """A provider's Response object with a canary in every string that is not a named structural field."""
+    body: dict[str, JSONValue] = {
+        "id": draw(texts), "object": "response", "created_at": draw(st.one_of(st.just(0), texts)),  # a hostile one
+        "status": "completed", "model": draw(texts),
+        "output": draw(st.lists(responses_output_item(), min_size=1, max_size=3)),
+        "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+    }
+    if draw(st.booleans()):
+        body["instructions"] = draw(texts)
+    if draw(st.booleans()):
+        body["metadata"] = draw(st.dictionaries(keys, texts, min_size=1, max_size=2))
+    return _with_unknown(draw, body)
+
+
+def _emptied(item: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """An output item as `response.output_item.added` announces it: its texts still to come."""
+    out = dict(item, status="in_progress")
+    if item["type"] == "message":
+        out["content"] = []
+    elif item["type"] == "function_call":
+        out["arguments"] = ""
+    else:
+        out["summary"], out["content"] = [], []
+    return out
+
+
+def responses_events(response: dict[str, JSONValue], cuts: list[int]) -> list[dict[str, JSONValue]]:
+    """The answer as a provider streams it: lifecycle events, every text slot cut into deltas at `cuts`, `.done`s."""
+    head = {**response, "status": "in_progress", "output": []}
+    out: list[dict[str, JSONValue]] = [{"type": "response.created", "response": head},
+                                       {"type": "response.in_progress", "response": head}]
+    for i, item in enumerate(response["output"]):
+        at = {"item_id": item["id"], "output_index": i}
+        out.append({"type": "response.output_item.added", "output_index": i, "item": _emptied(item)})
+        if item["type"] == "function_call":
+            for piece in _cut(item["arguments"], cuts):
+                out.append({"type": "response.function_call_arguments.delta", **at, "delta": piece})
+            out.append({"type": "response.function_call_arguments.done", **at, "arguments": item["arguments"]})
+        parts: list[tuple[str, int, dict[str, JSONValue]]] = []
+        if item["type"] == "message":
+            parts = [("content", k, p) for k, p in enumerate(item["content"])]
+        elif item["type"] == "reasoning":
+            parts = [("summary", k, p) for k, p in enumerate(item["summary"])]
+            parts += [("content", k, p) for k, p in enumerate(item["content"])]
+        for field, k, part in parts:
+            text_field = "refusal" if part["type"] == "refusal" else "text"
+            name = {"output_text": "output_text", "refusal": "refusal", "summary_text": "reasoning_summary_text",
+                    "reasoning_text": "reasoning_text"}[part["type"]]
+            index = "summary_index" if field == "summary" else "content_index"
+            added = "response.reasoning_summary_part" if field == "summary" else "response.content_part"
+            if part["type"] != "reasoning_text":
+                out.append({"type": f"{added}.added", **at, index: k, "part": {**part, text_field: ""}})
+            for piece in _cut(part[text_field], cuts):
+                out.append({"type": f"response.{name}.delta", **at, index: k, "delta": piece})
+            out.append({"type": f"response.{name}.done", **at, index: k, text_field: part[text_field]})
+            if part["type"] != "reasoning_text":
+                out.append({"type": f"{added}.done", **at, index: k, "part": part})
+        out.append({"type": "response.output_item.done", "output_index": i, "item": item})
+    # an event type added after ghat was written, its type and fields carrying what the answer carries
+    out.append({"type": f"response.future.{response['id']}", "detail": response["model"]})
+    out.append({"type": "response.completed", "response": response})
+    return [{**e, "sequence_number": n} for n, e in enumerate(out)]

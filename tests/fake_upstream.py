@@ -41,7 +41,8 @@ Any rule may add `delay_s` before it acts; a streamed one `interval_s`, a pause 
 (a provider that trickles its answer), and `pause_at` / `pause_s`, a longer pause before one event.
 A single request can also carry its rule as JSON in the `x-fake-fault` header. Answers: chat echoes the last
 user message as "fake: <text>" with usage counted in words; embeddings are
-hash-seeded 8-dimensional vectors; `/v1/messages` speaks Anthropic's API.
+hash-seeded 8-dimensional vectors; `/v1/messages` speaks Anthropic's API; `/v1/responses` OpenAI's
+Responses API (an echo as a Response object, or its typed events; `reply` with `body` or `chunks` as events).
 
 Run by hand: `python -m tests.fake_upstream --port 9999`.
 """
@@ -237,6 +238,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _json(send, 200, {"object": "list", "data": data, "model": body.get("model"),
                                 "usage": {"prompt_tokens": n, "total_tokens": n}})
         return
+    if path == "/v1/responses" and kind != "usage":
+        await _responses(body, rule, receive, send)
+        return
     anthropic = path == "/v1/messages"
     if path not in ("/v1/chat/completions", "/v1/messages"):
         await _json(send, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
@@ -318,6 +322,89 @@ async def _raw_usage(body: dict[str, Any], raw: bytes, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
     await send({"type": "http.response.body", "body": payload})
+
+
+# ── OpenAI Responses (/v1/responses, issue 13): written apart from ghat's own builders, as an upstream is ──
+
+
+def _responses_text(body: dict[str, Any]) -> tuple[str, int]:
+    """The last user turn's text of a Responses body, and the words of every text it holds (the prompt)."""
+    raw = body.get("input")
+    items = [{"role": "user", "content": raw}] if isinstance(raw, str) else [
+        i for i in raw or [] if isinstance(i, dict)]
+    last, words = "", len(_words(str(body.get("instructions") or "")))
+    for item in items:
+        content = item.get("content", item.get("output", ""))
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        words += len(_words(str(content or "")))
+        if item.get("role") == "user":
+            last = str(content or "")
+    return "fake: " + last, words
+
+
+def _response(body: dict[str, Any], output: list[dict[str, Any]], status: str, p: int, c: int) -> dict[str, Any]:
+    return {"id": "resp_fake", "object": "response", "created_at": 0, "status": status, "model": body.get("model"),
+            "output": output, "instructions": body.get("instructions"), "tools": body.get("tools") or [],
+            "parallel_tool_calls": True, "tool_choice": body.get("tool_choice", "auto"), "metadata": {},
+            "usage": {"input_tokens": p, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": c,
+                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": p + c}}
+
+
+def _responses_events(body: dict[str, Any]) -> list[dict[str, Any]]:
+    text, p = _responses_text(body)
+    done_msg = {"id": "msg_fake", "type": "message", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    evs: list[dict[str, Any]] = [
+        {"type": "response.created", "response": _response(body, [], "in_progress", 0, 0)},
+        {"type": "response.in_progress", "response": _response(body, [], "in_progress", 0, 0)},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {**done_msg, "status": "in_progress", "content": []}},
+        {"type": "response.content_part.added", "item_id": "msg_fake", "output_index": 0, "content_index": 0,
+         "part": {"type": "output_text", "text": "", "annotations": []}},
+    ]
+    words = text.split(" ")
+    for i, w in enumerate(words):
+        evs.append({"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
+                    "content_index": 0, "delta": w if i == len(words) - 1 else w + " "})
+    evs += [
+        {"type": "response.output_text.done", "item_id": "msg_fake", "output_index": 0, "content_index": 0,
+         "text": text},
+        {"type": "response.content_part.done", "item_id": "msg_fake", "output_index": 0, "content_index": 0,
+         "part": done_msg["content"][0]},
+        {"type": "response.output_item.done", "output_index": 0, "item": done_msg},
+        {"type": "response.completed", "response": _response(body, [done_msg], "completed", p, len(words))},
+    ]
+    return evs
+
+
+async def _responses(body: dict[str, Any], rule: dict[str, Any] | None, receive: Receive, send: Send) -> None:
+    """`/v1/responses`: an echo as a Response object or typed events; `reply` sends `body` or `chunks` as given."""
+    kind = rule.get("kind") if rule else None
+    if not body.get("stream"):
+        text, p = _responses_text(body)
+        item = {"id": "msg_fake", "type": "message", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}]}
+        payload = json.dumps(_response(body, [item], "completed", p, len(_words(text)))).encode()
+        if kind == "malformed":
+            payload = payload[: len(payload) // 2]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+        return
+    events = list(rule["chunks"]) if kind == "reply" and rule is not None else _responses_events(body)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+    after = int(rule.get("after_chunks", 2)) if rule else 0
+    for i, ev in enumerate(events):
+        if kind == "cut" and i == after:
+            _abort(receive)
+            return
+        ev = {**ev, "sequence_number": i}
+        data = f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _admin(scope: Scope, path: str, raw: bytes, send: Send) -> None:

@@ -203,7 +203,7 @@ def decide(
         cap = when.settings.max_tokens or cap
         timeout = when.settings.timeout_s or timeout
     max_tokens = req.max_tokens
-    if cap is not None and req.endpoint == "chat":
+    if cap is not None and req.endpoint != "embeddings":
         if max_tokens is not None and max_tokens > cap.limit and cap.mode == "reject":
             return deny("guardrail_max_tokens_exceeded")
         if max_tokens is None or max_tokens > cap.limit:

@@ -31,7 +31,16 @@ from engine.guards import GuardPipeline, Redactor
 from engine.ports import ProviderError
 from engine.request import EvalContext
 from engine.testing import evaluate_sync
-from tests.canary import CANARIES, chat_request, chat_response, embeddings_request, leaks, stream_chunks
+from tests.canary import (
+    CANARIES,
+    chat_request,
+    chat_response,
+    embeddings_request,
+    leaks,
+    responses_request,
+    responses_response,
+    stream_chunks,
+)
 
 POLICY = """
 provider p { kind mock }
@@ -230,3 +239,124 @@ def test_restore_puts_back_only_what_the_input_lost(policy: CompiledPolicy, mine
                       restore=frozenset({"email"})).body["choices"][0]["message"]["content"]
     assert all(v in text for v in own)
     assert not any(v in text for v in invented)
+
+
+# ── OpenAI Responses (/v1/responses, issue 13) ──────────────────────────
+
+
+def _forwarded_responses(policy: CompiledPolicy, app: str, body: dict[str, Any]) -> tuple[Allow | Deny, Any]:
+    request = decode(body, {}, "responses")
+    decision = evaluate_sync(policy, request, EvalContext(app, "k", "seed"))
+    if isinstance(decision, Deny):
+        return decision, {}
+    return decision, upstream_body(body, request, decision.request)
+
+
+@FAST
+@given(body=responses_request(model="p/chat"))
+def test_no_canary_reaches_the_provider_in_a_responses_body(policy: CompiledPolicy, body: dict[str, Any]) -> None:
+    decision, sent = _forwarded_responses(policy, "redacting", body)
+    assert isinstance(decision, Allow), decision
+    assert leaks(sent) == []
+    assert sent["model"] == body["model"]
+    from adapters.codecs.responses_bridge import to_chat
+
+    try:  # translated for a chat-only provider: nothing planted comes back by another road
+        assert leaks(to_chat(sent, "p")) == []
+    except ProviderError as refused:
+        assert refused.status == 400 and "cannot be sent" in refused.message
+    blocked, _ = _forwarded_responses(policy, "blocking", body)
+    assert isinstance(blocked, Deny) and blocked.code in ("guardrail_secrets_blocked", "guardrail_pii_blocked")
+
+
+@FAST
+@given(response=responses_response())
+def test_no_canary_reaches_the_caller_in_a_response_object(policy: CompiledPolicy, response: dict[str, Any]) -> None:
+    from adapters.codecs.openai_responses import RESPONSE as RESPONSES_RESPONSE
+    from adapters.codecs.openai_responses import strip_logprobs as strip_responses
+
+    strip_responses(response)
+    guarded = guard_tree(response, RESPONSES_RESPONSE, _output(policy, "redacting"), Redactor().for_output())
+    assert guarded.blocked is None and leaks(guarded.body) == []
+    assert guard_tree(response, RESPONSES_RESPONSE, _output(policy, "blocking"),
+                      Redactor().for_output()).blocked is not None
+
+
+@FAST
+@given(response=chat_response())
+def test_a_translated_answer_is_guarded_like_a_native_one(policy: CompiledPolicy, response: dict[str, Any]) -> None:
+    """A chat answer (from a chat-only provider) made into a Response object has every canary guarded."""
+    from adapters.codecs.openai_responses import RESPONSE as RESPONSES_RESPONSE
+    from adapters.codecs.responses_bridge import from_chat
+
+    translated = from_chat(response, {"model": "p/chat"})
+    guarded = guard_tree(translated, RESPONSES_RESPONSE, _output(policy, "redacting"), Redactor().for_output())
+    assert leaks(guarded.body) == []
+
+
+def responses_stream_through(pipeline: GuardPipeline, events: list[dict[str, Any]]) -> tuple[list[Any], Any]:
+    """Relay Responses events as the server would; returns the events sent (parsed) and what the relay reported."""
+    import json
+
+    from adapters.api.responses_relay import relay_responses
+
+    sent: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            sent.append(message.get("body", b""))
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        return {}
+
+    async def main() -> Any:
+        ex = Exchange(send, "rid", "v", "responses")
+        out, _, _ = await relay_responses(ex, _Route(events), receive, pipeline=pipeline,  # type: ignore[arg-type]
+                                       redactor=Redactor().for_output(), grounding=(), restore=frozenset())
+        return out
+
+    outcome = anyio.run(main)
+    parsed = [json.loads(line[6:]) for piece in b"".join(sent).split(b"\n\n")
+              for line in piece.split(b"\n") if line.startswith(b"data: ")]  # fmt: skip
+    return parsed, outcome
+
+
+def _streamed(events: list[dict[str, Any]], kind: str, oi: int, index: str, k: int) -> str:
+    return "".join(e["delta"] for e in events if e["type"] == kind and e.get("output_index") == oi
+                   and e.get(index, 0) == k)  # fmt: skip
+
+
+@FAST
+@given(response=responses_response(), cuts=st.lists(st.integers(0, 200), max_size=6))
+def test_no_canary_reaches_the_caller_in_a_responses_stream(policy: CompiledPolicy, response: dict[str, Any],
+                                                            cuts: list[int]) -> None:
+    from adapters.codecs.openai_responses import RESPONSE as RESPONSES_RESPONSE
+    from tests.canary import responses_events
+
+    events, outcome = responses_stream_through(_output(policy, "redacting"), responses_events(response, cuts))
+    assert outcome.error_code is None, events[-1]
+    assert leaks(events) == []
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    # every slot, reassembled from its deltas, is the redaction of the whole answer (P6 per slot), and so is
+    # every later copy of it: the .done events, the finished items and the final response
+    whole = guard_tree(response, RESPONSES_RESPONSE, _output(policy, "redacting"), Redactor().for_output()).body
+    final = events[-1]["response"]
+    assert final["output"] == [events[i]["item"] for i in range(len(events))
+                               if events[i]["type"] == "response.output_item.done"]
+    for oi, item in enumerate(whole["output"]):
+        if item["type"] == "function_call":
+            assert final["output"][oi]["arguments"] == item["arguments"]
+            assert _streamed(events, "response.function_call_arguments.delta", oi, "x", 0) == item["arguments"]
+        for k, part in enumerate(item.get("content") or []):
+            kind = {"output_text": "output_text", "refusal": "refusal", "reasoning_text": "reasoning_text"}
+            field = "refusal" if part["type"] == "refusal" else "text"
+            assert _streamed(events, f"response.{kind[part['type']]}.delta", oi, "content_index", k) == part[field]
+            assert final["output"][oi]["content"][k][field] == part[field]
+        for k, part in enumerate(item.get("summary") or []):
+            got = _streamed(events, "response.reasoning_summary_text.delta", oi, "summary_index", k)
+            assert got == part["text"] == final["output"][oi]["summary"][k]["text"]
+    blocked, outcome = responses_stream_through(_output(policy, "blocking"), responses_events(response, cuts))
+    assert outcome.error_code in ("guardrail_secrets_blocked", "guardrail_pii_blocked")
+    assert blocked[-1]["type"] == "error" and blocked[-1]["error"]["code"] == outcome.error_code
+    assert leaks(blocked) == []

@@ -30,7 +30,7 @@ log = logging.getLogger("ghat.server")
 
 # The endpoint name a record carries, for the routes whose handler may fail before building one.
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings", "/v1/models": "models",
-             "/v1/ghat/evaluate": "evaluate"}  # fmt: skip
+             "/v1/ghat/evaluate": "evaluate", "/v1/responses": "responses"}  # fmt: skip
 
 
 class LogSink(Protocol):

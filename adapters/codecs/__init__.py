@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from adapters.codecs import anthropic_messages, openai_chat
+from adapters.codecs import anthropic_messages, openai_chat, openai_responses
 from adapters.codecs.body import JSON, BadRequest, load_json
 from dsl import ast
 from engine.request import Endpoint, GatewayRequest
@@ -34,12 +34,22 @@ CODECS: dict[Endpoint, Codec] = {
     # Anthropic Messages (issue 13); its count_tokens route decodes with `anthropic_messages.decode_count_tokens`
     "messages": Codec("messages", "/v1/messages", anthropic_messages.decode_messages,
                       anthropic_messages.upstream_body),
+    "responses": Codec("responses", "/v1/responses", openai_responses.decode_responses,
+                       openai_responses.upstream_body),
 }
 
 
 def endpoint_of(body: JSON) -> Endpoint:
     """The endpoint a bare body is for, when no route says it (dry runs, `ghat explain`, logged bodies)."""
-    return "embeddings" if "input" in body and "messages" not in body else "chat"
+    if "messages" in body or "input" not in body:
+        return "chat"
+    raw = body["input"]
+    if (isinstance(raw, list) and any(isinstance(x, dict) for x in raw)) or any(k in body for k in _RESPONSES_ONLY):
+        return "responses"
+    return "embeddings"
+
+
+_RESPONSES_ONLY = ("instructions", "max_output_tokens", "tools", "text", "previous_response_id", "reasoning")
 
 
 def decode(body: JSON, headers: Mapping[str, str] | None = None, endpoint: Endpoint | None = None) -> GatewayRequest:
